@@ -1,0 +1,57 @@
+"""Canonical weights (DESIGN §5) in and out of the Keras nets.
+
+The canonical layout is PyTorch's. Keras keeps kernels spatial-first:
+
+    Conv2D           canonical (out, in, kh, kw)  <->  Keras (kh, kw, in, out)
+    Conv2DTranspose  canonical (in, out, kh, kw)  <->  Keras (kh, kw, out, in)
+
+Both are the same permutation, (2, 3, 1, 0); its inverse, Keras -> canonical,
+is (3, 2, 0, 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from common.weights import BN_PARAMS, select, validate
+from dcgan_tf.compat import keras
+
+TO_KERAS = (2, 3, 1, 0)
+TO_CANONICAL = (3, 2, 0, 1)
+_BN_ATTRS = {"gamma": "gamma", "beta": "beta", "running_mean": "moving_mean",
+             "running_var": "moving_variance"}
+
+
+def spec_layers(net: keras.Sequential):
+    """(conv, batch_norm or None) for each layer of the spec, in order."""
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv2D)):
+            layers.append((layer, None))
+        elif hasattr(layer, "batch_norm"):  # a G_block or D_block
+            conv = layer.conv2d_trans if hasattr(layer, "conv2d_trans") else layer.conv2d
+            layers.append((conv, layer.batch_norm))
+    return layers
+
+
+def load_canonical(net: keras.Sequential, arrays: dict) -> keras.Sequential:
+    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly."""
+    arrays = select(arrays, net.role)
+    validate(arrays, net.spec, (net.role,))
+    for i, (conv, bn) in enumerate(spec_layers(net)):
+        conv.kernel.assign(np.transpose(arrays[f"{net.role}/{i}/weight"], TO_KERAS))
+        if bn is not None:
+            for param in BN_PARAMS:
+                getattr(bn, _BN_ATTRS[param]).assign(arrays[f"{net.role}/{i}/{param}"])
+    return net
+
+
+def export_canonical(net: keras.Sequential) -> dict[str, np.ndarray]:
+    """The canonical arrays of `net`, as float32 NumPy copies."""
+    arrays = {}
+    for i, (conv, bn) in enumerate(spec_layers(net)):
+        arrays[f"{net.role}/{i}/weight"] = np.ascontiguousarray(
+            np.transpose(conv.kernel.numpy(), TO_CANONICAL))
+        if bn is not None:
+            for param in BN_PARAMS:
+                arrays[f"{net.role}/{i}/{param}"] = getattr(bn, _BN_ATTRS[param]).numpy()
+    return arrays

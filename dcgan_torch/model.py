@@ -1,0 +1,122 @@
+"""DCGAN generator and discriminator in PyTorch, built from `common.spec`.
+
+The blocks keep the book's teaching shape (d2l, "Deep Convolutional GANs");
+every framework default that differs between PyTorch, Keras and Gluon is set
+explicitly (DESIGN §4). Layout: NCHW.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from common.cli import describe_main
+from common.spec import ModelSpec
+from common.weights import init_weights
+from dcgan_torch.weights import load_canonical
+
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.1  # weight of the new batch statistic (PyTorch's convention)
+LEAKY_SLOPE = 0.2
+LAYOUT = "NCHW"
+
+
+class G_block(nn.Module):
+    """ConvTranspose -> BatchNorm -> ReLU: doubles the spatial size by default."""
+
+    def __init__(self, out_channels, in_channels=3, kernel_size=4, strides=2, padding=1):
+        super().__init__()
+        self.conv2d_trans = nn.ConvTranspose2d(
+            in_channels, out_channels, kernel_size, strides, padding, bias=False)
+        self.batch_norm = nn.BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.activation = nn.ReLU()
+
+    def forward(self, X):
+        return self.activation(self.batch_norm(self.conv2d_trans(X)))
+
+
+class D_block(nn.Module):
+    """Conv -> BatchNorm -> LeakyReLU(0.2): halves the spatial size by default."""
+
+    def __init__(self, out_channels, in_channels=3, kernel_size=4, strides=2, padding=1,
+                 alpha=LEAKY_SLOPE, batch_norm=True):
+        super().__init__()
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding, bias=False)
+        # The paper's variant has no batch norm on D's input block.
+        self.batch_norm = (nn.BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+                           if batch_norm else nn.Identity())
+        self.activation = nn.LeakyReLU(alpha)
+
+    def forward(self, X):
+        return self.activation(self.batch_norm(self.conv2d(X)))
+
+
+def build_generator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
+    """G as in the book: G_blocks, then ConvTranspose -> tanh.
+
+    Weights come from `common.weights.init_weights(spec, seed)`, so the same
+    seed gives the same net in every framework.
+    """
+    *blocks, last = spec.generator_layers()
+    net = nn.Sequential(
+        # (latent, 1, 1) -> (8 n_G, 4, 4) -> ... -> (n_G, size/2, size/2)
+        *[G_block(l.out_channels, l.in_channels, l.kernel, l.stride, l.padding) for l in blocks],
+        # (n_G, size/2, size/2) -> (channels, size, size)
+        nn.ConvTranspose2d(last.in_channels, last.out_channels, last.kernel, last.stride,
+                           last.padding, bias=False),
+        nn.Tanh(),
+    )
+    return _with_canonical_init(net, spec, "G", seed)
+
+
+def build_discriminator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
+    """D as in the book: D_blocks, then a 4x4 conv to one logit."""
+    *blocks, last = spec.discriminator_layers()
+    net = nn.Sequential(
+        # (channels, size, size) -> (n_D, size/2, size/2) -> ... -> (8 n_D, 4, 4)
+        *[D_block(l.out_channels, l.in_channels, l.kernel, l.stride, l.padding,
+                  batch_norm=l.batch_norm) for l in blocks],
+        # (8 n_D, 4, 4) -> (1, 1, 1): a logit; the loss applies the sigmoid
+        nn.Conv2d(last.in_channels, last.out_channels, last.kernel, last.stride,
+                  last.padding, bias=False),
+    )
+    return _with_canonical_init(net, spec, "D", seed)
+
+
+def layer_outputs(net: nn.Sequential, X):
+    """The output of every spec layer of `net` on X (a block, or the last conv
+    with its activation), in order."""
+    outputs = []
+    for module in net:
+        X = module(X)
+        if isinstance(module, nn.Tanh):
+            outputs[-1] = X
+        else:
+            outputs.append(X)
+    return outputs
+
+
+def _with_canonical_init(net, spec, role, seed):
+    net.spec, net.role = spec, role
+    load_canonical(net, init_weights(spec, seed, nets=(role,)))
+    return net
+
+
+def count_params(net: nn.Module) -> int:
+    """Trainable parameters (BN running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def describe(spec: ModelSpec) -> dict:
+    """Per-layer output shapes of G and D on a batch of one, and their sizes."""
+    G, D = build_generator(spec).eval(), build_discriminator(spec).eval()
+    with torch.no_grad():
+        g = layer_outputs(G, torch.zeros(spec.input_shape("G", 1, LAYOUT)))
+        d = layer_outputs(D, torch.zeros(spec.input_shape("D", 1, LAYOUT)))
+    return {"framework": "torch", "version": torch.__version__, "layout": LAYOUT,
+            "G": [list(o.shape) for o in g], "D": [list(o.shape) for o in d],
+            "params": {"G": count_params(G), "D": count_params(D)}}
+
+
+if __name__ == "__main__":
+    raise SystemExit(describe_main("torch", describe))

@@ -1,0 +1,67 @@
+"""The import-order hazard, shown rather than assumed: each order runs in a
+fresh process, and the README's rule (TensorFlow last) must be what works."""
+
+import subprocess
+import sys
+
+import pytest
+
+from common.frameworks import is_installed, quiet_env
+
+needs_all = pytest.mark.skipif(not all(map(is_installed, ("torch", "tf", "mx"))),
+                               reason="needs torch, tensorflow and mxnet")
+
+
+def run(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=quiet_env(), timeout=300)
+
+
+@needs_all
+def test_documented_order_loads_all_three_backends_and_their_nets():
+    proc = run("import torchvision, dcgan_torch.model as t, dcgan_mx.model as m, dcgan_tf.model as f\n"
+               "from common.spec import ModelSpec\n"
+               "s = ModelSpec(n_G=8, n_D=8, image_size=16)\n"
+               "[mod.build_generator(s) and mod.build_discriminator(s) for mod in (t, m, f)]\n"
+               "print('ok')")
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@needs_all
+def test_dcgan_torch_does_not_load_triton_or_torchvision():
+    proc = run("import sys, dcgan_torch.model, dcgan_torch.weights\n"
+               "print(sorted(m for m in ('triton', 'torchvision', 'torch._dynamo') if m in sys.modules))")
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
+
+
+@needs_all
+@pytest.mark.parametrize("late", ["torchvision", "torch._dynamo"])
+def test_tensorflow_first_then_triton_crashes(late):
+    # Measured with TF 2.21: a segfault (TF >= 2.19 may instead abort with
+    # "LLVM ERROR: inconsistency in registered CommandLine options").
+    # If this starts passing, a TF release fixed it: update the README's rule.
+    proc = run(f"import tensorflow, {late}; print('ok')")
+    assert proc.returncode != 0 and "ok" not in proc.stdout
+
+
+@needs_all
+def test_tensorflow_first_then_mxnet_depends_on_the_version():
+    import tensorflow as tf  # conftest imported it already, last
+    major, minor = map(int, tf.__version__.split(".")[:2])
+    proc = run("import tensorflow, dcgan_mx.compat; print('ok')")
+    if (major, minor) <= (2, 18):
+        assert proc.returncode != 0  # measured: segfault on TF 2.17 and 2.18
+    else:
+        assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+@needs_all
+def test_tensorflow_first_then_plain_torch_works():
+    proc = run("import tensorflow, dcgan_torch.model; print('ok')")
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_common_imports_no_framework():
+    proc = run("import sys, common.spec, common.weights, common.cli, common.frameworks, common.demo\n"
+               "print(sorted(m for m in ('torch', 'tensorflow', 'mxnet', 'keras') if m in sys.modules))")
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
