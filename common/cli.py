@@ -9,11 +9,8 @@ import argparse
 import json
 import sys
 
+from common.errors import DataError, UsageError
 from common.spec import VARIANTS, ModelSpec
-
-
-class UsageError(Exception):
-    """Bad input from the command line: reported in one line, exit status 2."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -34,6 +31,21 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="d2l: the book's nets; paper: no batch norm on D's input block")
 
 
+def add_data_args(parser: argparse.ArgumentParser, with_name: bool = True) -> None:
+    from common.data import REGISTRY
+
+    g = parser.add_argument_group("data")
+    if with_name:
+        g.add_argument("--data", default="shapes", choices=list(REGISTRY),
+                       help="dataset (default shapes: built in, no download)")
+    g.add_argument("--data-dir", help="the directory of images for --data folder")
+    g.add_argument("--data-url", help="base URL to download from (default: the dataset's; env DCGAN_DATA_URL)")
+    g.add_argument("--cache-dir", help="where downloads and decoded caches live "
+                                       "(default ~/.cache/dcgan; env DCGAN_CACHE_DIR)")
+    g.add_argument("--num-images", type=int, help="use only the first N images "
+                                                  "(shapes: generate N, default 10000)")
+
+
 def spec_from_args(args) -> ModelSpec:
     try:
         return ModelSpec(latent_dim=args.latent_dim, n_G=args.n_G, n_D=args.n_D,
@@ -43,12 +55,16 @@ def spec_from_args(args) -> ModelSpec:
 
 
 def run_cli(prog: str, main, argv=None) -> int:
-    """Call main(argv); turn UsageError into one line on stderr and status 2."""
+    """Call main(argv). A UsageError is one line on stderr and status 2; a data
+    or weights problem (a failed download, a corrupt file) one line and status 1."""
     try:
         return main(argv) or 0
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except DataError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
 
 
 def describe_main(framework: str, describe, argv=None) -> int:

@@ -22,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import WeightsError
 from common.spec import ModelSpec
 
 NETS = ("G", "D")
 BN_PARAMS = ("gamma", "beta", "running_mean", "running_var")
 SPEC_KEY = "__spec__"
 INIT_STD = 0.02
-
-
-class WeightsError(ValueError):
-    """A weight set or file that does not fit what it is loaded into."""
 
 
 def canonical_shapes(spec: ModelSpec, nets=NETS) -> dict[str, tuple[int, ...]]:
