@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from common.errors import DataError, UsageError
+from common.errors import DataError, UsageError, WeightsError
 from common.spec import VARIANTS, ModelSpec
 
 
@@ -21,14 +21,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Model flags; unset ones (None) take the preset's or ModelSpec's default."""
     g = parser.add_argument_group("model")
-    g.add_argument("--image-size", type=int, default=64, help="16, 32, 64 (the book), 128 or 256")
-    g.add_argument("--latent-dim", "--nz", type=int, default=100, help="size of the noise Z")
-    g.add_argument("--n-g", "--ngf", dest="n_G", type=int, default=64, help="generator width")
-    g.add_argument("--n-d", "--ndf", dest="n_D", type=int, default=64, help="discriminator width")
-    g.add_argument("--channels", type=int, default=3, help="image channels (1 or 3)")
-    g.add_argument("--variant", choices=VARIANTS, default="d2l",
-                   help="d2l: the book's nets; paper: no batch norm on D's input block")
+    g.add_argument("--image-size", type=int, help="16, 32, 64 (the book; default), 128 or 256")
+    g.add_argument("--latent-dim", "--nz", type=int, help="size of the noise Z (default 100)")
+    g.add_argument("--n-g", "--ngf", dest="n_G", type=int, help="generator width (default 64)")
+    g.add_argument("--n-d", "--ndf", dest="n_D", type=int, help="discriminator width (default 64)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="image channels (default 3)")
+    g.add_argument("--variant", choices=VARIANTS,
+                   help="d2l (default): the book's nets; paper: no batch norm on D's input block")
 
 
 def add_data_args(parser: argparse.ArgumentParser, with_name: bool = True) -> None:
@@ -47,16 +48,61 @@ def add_data_args(parser: argparse.ArgumentParser, with_name: bool = True) -> No
 
 
 def spec_from_args(args) -> ModelSpec:
+    fields = {k: getattr(args, k) for k in ModelSpec().to_dict() if getattr(args, k, None) is not None}
     try:
-        return ModelSpec(latent_dim=args.latent_dim, n_G=args.n_G, n_D=args.n_D,
-                         channels=args.channels, image_size=args.image_size, variant=args.variant)
+        return ModelSpec(**fields)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
 
+def add_train_args(parser: argparse.ArgumentParser, framework: str) -> None:
+    """Training and run flags (pytorch/examples' names accepted as aliases)."""
+    from common.config import DEVICES, PRESETS
+
+    g = parser.add_argument_group("training (unset flags take the preset's value)")
+    g.add_argument("--preset", choices=list(PRESETS), help="d2l (default): lr 0.005, 20 epochs, batch 256; "
+                                                           "paper: lr 0.0002, 25 epochs, batch 128, variant paper")
+    g.add_argument("--batch-size", "--batchSize", type=int)
+    g.add_argument("--epochs", "--niter", type=int)
+    g.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    g.add_argument("--dry-run", action="store_true", help="one step only (--max-steps 1)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (beta1 0.5, beta2 0.999, eps 1e-8)")
+    r = parser.add_argument_group("run")
+    r.add_argument("--seed", "--manualSeed", type=int, default=0, help="weights, noise and data order (default 0)")
+    r.add_argument("--out", "--outf", help=f"run directory (default runs/{framework})")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    r.add_argument("--log-every", type=int, default=0, help="also log every N steps (default: per epoch)")
+    r.add_argument("--device", choices=DEVICES, default="auto", help="auto (default): a GPU if there is one")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+
+
+def train_main(framework: str, train, argv=None) -> int:
+    """`python -m dcgan_<fw>.train`: the same flags and checks for every backend."""
+    from common.config import config_from_args
+
+    parser = ArgumentParser(prog=f"python -m dcgan_{framework}.train",
+                            description=f"Train the d2l DCGAN with the {framework} backend.")
+    add_model_args(parser)
+    add_data_args(parser)
+    add_train_args(parser, framework)
+
+    def main(argv):
+        args = parser.parse_args(argv)
+        if args.dry_run:
+            args.max_steps = 1
+        if args.out is None:
+            args.out = f"runs/{framework}"
+        summary = train(config_from_args(args), progress=args.progress)
+        return 130 if summary["interrupted"] else 0
+
+    return run_cli(parser.prog, main, argv)
+
+
 def run_cli(prog: str, main, argv=None) -> int:
-    """Call main(argv). A UsageError is one line on stderr and status 2; a data
-    or weights problem (a failed download, a corrupt file) one line and status 1."""
+    """Call main(argv). A UsageError or a weights file that does not fit is one
+    line on stderr and status 2; a data problem (a failed download, an
+    unreadable folder) one line and status 1."""
     try:
         return main(argv) or 0
     except UsageError as e:
@@ -65,6 +111,9 @@ def run_cli(prog: str, main, argv=None) -> int:
     except DataError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
+    except WeightsError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
 
 
 def describe_main(framework: str, describe, argv=None) -> int:

@@ -1,0 +1,26 @@
+"""Sample the Gluon generator: python -m dcgan_mx.sample --weights generator.npz"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common.sampling import sample_main
+from dcgan_mx.compat import mx
+from dcgan_mx.model import build_generator
+from dcgan_mx.weights import load_canonical
+
+
+def load_generator(spec, arrays):
+    return load_canonical(build_generator(spec), arrays)
+
+
+def generate(G, Z: np.ndarray) -> np.ndarray:
+    """G(Z) in inference mode (BN on running statistics); Z and the result in NCHW."""
+    ctx = getattr(G, "ctx", mx.cpu())
+    with mx.autograd.predict_mode():
+        images = G(mx.nd.array(np.asarray(Z, np.float32).reshape(len(Z), -1, 1, 1), ctx=ctx))
+    return images.asnumpy()
+
+
+if __name__ == "__main__":
+    raise SystemExit(sample_main("mx", load_generator, generate))

@@ -1,0 +1,113 @@
+"""Train the DCGAN in MXNet Gluon: the canonical step of DESIGN §6, the loop, main.
+
+    python -m dcgan_mx.train --data shapes --image-size 32 --epochs 5
+
+The same steps, in the same order and under the same names, are in
+dcgan_torch/train.py and dcgan_tf/train.py.
+"""
+
+from __future__ import annotations
+
+from common.cli import train_main
+from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
+from common.errors import UsageError
+from common.run import Run
+from dcgan_mx.compat import mx
+from dcgan_mx.model import LAYOUT, build_discriminator, build_generator
+from dcgan_mx.sample import generate
+from dcgan_mx.weights import export_canonical
+
+autograd, gluon = mx.autograd, mx.gluon
+
+
+def pick_device(choice: str):
+    """auto: the first GPU if there is one, else the CPU."""
+    gpus = mx.context.num_gpus()
+    if choice == "gpu" and not gpus:
+        raise UsageError("--device gpu: MXNet sees no GPU")
+    return mx.gpu(0) if choice != "cpu" and gpus else mx.cpu()
+
+
+def describe_device(device) -> str:
+    return str(device)
+
+
+def make_optimizers(G, D, lr: float):
+    """Adam with the DCGAN betas; epsilon set explicitly (DESIGN §4)."""
+    adam = {"learning_rate": lr, "beta1": BETA1, "beta2": BETA2, "epsilon": ADAM_EPSILON}
+    opt_G = gluon.Trainer(G.collect_params(), "adam", dict(adam))
+    opt_D = gluon.Trainer(D.collect_params(), "adam", dict(adam))
+    return opt_G, opt_D
+
+
+loss = gluon.loss.SigmoidBCELoss()  # BCE on logits, one value per example
+
+
+def train_step(G, D, opt_G, opt_D, X, Z):
+    """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 1-element NDArrays."""
+    batch = X.shape[0]
+    ones = mx.nd.ones((batch,), ctx=X.context)
+    zeros = mx.nd.zeros((batch,), ctx=X.context)
+    with autograd.record():
+        fake = G(Z)
+        # (1) Update D: real and fake in separate passes (separate batch statistics).
+        real_logits = D(X).reshape((batch,))
+        fake_logits = D(fake.detach()).reshape((batch,))
+        loss_D = (loss(real_logits, ones).mean() + loss(fake_logits, zeros).mean()) / 2
+    loss_D.backward()
+    opt_D.step(1)  # the loss is already a batch mean: no further 1/batch scaling
+    # (2) Update G through the same fake, with the updated D.
+    with autograd.record():
+        loss_G = loss(D(fake).reshape((batch,)), ones).mean()
+    loss_G.backward()
+    opt_G.step(1)
+    return {"loss_D": loss_D, "loss_G": loss_G,
+            "d_real": real_logits.sigmoid().mean(), "d_fake": fake_logits.sigmoid().mean()}
+
+
+def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
+    G.save_parameters(str(directory / "G.params"))
+    D.save_parameters(str(directory / "D.params"))
+    opt_G.save_states(str(directory / "opt_G.states"))
+    opt_D.save_states(str(directory / "opt_D.states"))
+
+
+def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
+    G.load_parameters(str(directory / "G.params"), ctx=G.ctx)
+    D.load_parameters(str(directory / "D.params"), ctx=D.ctx)
+    opt_G.load_states(str(directory / "opt_G.states"))
+    opt_D.load_states(str(directory / "opt_D.states"))
+
+
+def versions() -> dict:
+    return {"mxnet": mx.__version__}
+
+
+def train(config: TrainConfig, progress=None) -> dict:
+    device = pick_device(config.device)
+    run = Run.open(config, "mx", versions(), describe_device(device), progress,
+                   to_float=lambda a: a.asscalar())
+    G = build_generator(config.spec, config.seed)
+    D = build_discriminator(config.spec, config.seed + 1)
+    G.collect_params().reset_ctx(device)
+    D.collect_params().reset_ctx(device)
+    G.ctx = D.ctx = device
+    opt_G, opt_D = make_optimizers(G, D, config.lr)
+    if run.resuming:
+        load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)
+    fixed_Z = run.fixed_noise(LAYOUT)
+    for epoch in run.epochs():
+        for X, Z in run.batches(epoch, LAYOUT):
+            X, Z = mx.nd.array(X, ctx=device), mx.nd.array(Z, ctx=device)
+            run.step_done(train_step(G, D, opt_G, opt_D, X, Z))
+        run.epoch_done(generate(G, fixed_Z), LAYOUT,
+                       lambda d: save_checkpoint(d, G, D, opt_G, opt_D), export_canonical(G))
+    return run.finish()
+
+
+def main(argv=None) -> int:
+    return train_main("mx", train, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

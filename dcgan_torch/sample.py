@@ -1,0 +1,30 @@
+"""Sample the PyTorch generator: python -m dcgan_torch.sample --weights generator.npz"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from common.sampling import sample_main
+from dcgan_torch.model import LAYOUT, build_generator
+from dcgan_torch.weights import load_canonical
+
+
+def load_generator(spec, arrays):
+    return load_canonical(build_generator(spec), arrays)
+
+
+def generate(G, Z: np.ndarray) -> np.ndarray:
+    """G(Z) in inference mode (BN on running statistics); Z and the result in NCHW.
+    G's mode is restored afterwards."""
+    was_training = G.training
+    G.eval()
+    device = next(G.parameters()).device
+    with torch.no_grad():
+        images = G(torch.from_numpy(np.asarray(Z, np.float32).reshape(len(Z), -1, 1, 1)).to(device))
+    G.train(was_training)
+    return images.cpu().numpy()
+
+
+if __name__ == "__main__":
+    raise SystemExit(sample_main("torch", load_generator, generate))

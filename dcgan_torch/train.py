@@ -1,0 +1,112 @@
+"""Train the DCGAN in PyTorch: the canonical step of DESIGN §6, the loop, main.
+
+    python -m dcgan_torch.train --data shapes --image-size 32 --epochs 5
+
+The same steps, in the same order and under the same names, are in
+dcgan_tf/train.py and dcgan_mx/train.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from common.cli import train_main
+from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
+from common.errors import UsageError
+from common.run import Run
+from dcgan_torch.model import LAYOUT, build_discriminator, build_generator
+from dcgan_torch.sample import generate
+from dcgan_torch.weights import export_canonical
+
+
+def pick_device(choice: str) -> torch.device:
+    """auto: the first GPU if there is one, else the CPU."""
+    if choice == "gpu" and not torch.cuda.is_available():
+        raise UsageError("--device gpu: PyTorch sees no GPU")
+    return torch.device("cuda:0" if choice != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def make_optimizers(G, D, lr: float):
+    """Adam with the DCGAN betas; epsilon set explicitly (DESIGN §4)."""
+    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=(BETA1, BETA2), eps=ADAM_EPSILON)
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr, betas=(BETA1, BETA2), eps=ADAM_EPSILON)
+    return opt_G, opt_D
+
+
+loss = nn.BCEWithLogitsLoss()  # BCE on logits, mean over the batch
+
+
+def train_step(G, D, opt_G, opt_D, X, Z):
+    """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 0-d tensors."""
+    batch = X.shape[0]
+    ones = torch.ones(batch, device=X.device)
+    zeros = torch.zeros(batch, device=X.device)
+    fake = G(Z)
+    # (1) Update D: real and fake in separate passes (separate batch statistics).
+    opt_D.zero_grad(set_to_none=True)
+    real_logits = D(X).reshape(batch)
+    fake_logits = D(fake.detach()).reshape(batch)
+    loss_D = (loss(real_logits, ones) + loss(fake_logits, zeros)) / 2
+    loss_D.backward()
+    opt_D.step()
+    # (2) Update G through the same fake, with the updated D.
+    opt_G.zero_grad(set_to_none=True)
+    loss_G = loss(D(fake).reshape(batch), ones)
+    loss_G.backward()
+    opt_G.step()
+    with torch.no_grad():
+        return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(),
+                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
+
+
+def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
+    torch.save({"G": G.state_dict(), "D": D.state_dict(),
+                "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+                "torch_rng": torch.get_rng_state()}, directory / "state.pt")
+
+
+def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
+    state = torch.load(directory / "state.pt", map_location=next(G.parameters()).device, weights_only=True)
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    opt_G.load_state_dict(state["opt_G"])
+    opt_D.load_state_dict(state["opt_D"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__}
+
+
+def train(config: TrainConfig, progress=None) -> dict:
+    device = pick_device(config.device)
+    run = Run.open(config, "torch", versions(), describe_device(device), progress)
+    G = build_generator(config.spec, config.seed).to(device)
+    D = build_discriminator(config.spec, config.seed + 1).to(device)
+    opt_G, opt_D = make_optimizers(G, D, config.lr)
+    if run.resuming:
+        load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)
+    fixed_Z = run.fixed_noise(LAYOUT)
+    for epoch in run.epochs():
+        G.train()
+        D.train()
+        for X, Z in run.batches(epoch, LAYOUT):
+            X, Z = torch.from_numpy(X).to(device), torch.from_numpy(Z).to(device)
+            run.step_done(train_step(G, D, opt_G, opt_D, X, Z))
+        run.epoch_done(generate(G, fixed_Z), LAYOUT,
+                       lambda d: save_checkpoint(d, G, D, opt_G, opt_D), export_canonical(G))
+    return run.finish()
+
+
+def main(argv=None) -> int:
+    return train_main("torch", train, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
