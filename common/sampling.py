@@ -36,7 +36,8 @@ def interpolation_noise(seed: int, walks: int, steps: int, latent_dim: int) -> n
     return Z.reshape(walks * steps, latent_dim, 1, 1)
 
 
-def sample_main(framework: str, load_generator, generate, argv=None) -> int:
+def sample_main(framework: str, load_generator, generate, layout: str, argv=None) -> int:
+    """generate(G, Z) returns images in the backend's `layout`."""
     parser = ArgumentParser(prog=f"python -m dcgan_{framework}.sample",
                             description=f"Sample the {framework} backend's G from canonical weights.")
     parser.add_argument("--weights", required=True, help="a canonical generator.npz (any framework's)")
@@ -58,10 +59,11 @@ def sample_main(framework: str, load_generator, generate, argv=None) -> int:
         else:
             cols = math.ceil(math.sqrt(args.num))
             Z, rows = sample_noise(args.seed, args.num, spec.latent_dim), math.ceil(args.num / cols)
-        images = generate(load_generator(spec, arrays), Z)  # NCHW float32 in [-1, 1]
-        save_grid(to_uint8(images, "NCHW"), rows, cols, args.out, scale=max(1, 64 // spec.image_size))
+        images = generate(load_generator(spec, arrays), Z)  # float32 in [-1, 1], in `layout`
+        save_grid(to_uint8(images, layout), rows, cols, args.out, scale=max(1, 64 // spec.image_size))
         if args.npy:
-            save_npy(args.npy, images.astype(np.float32))
+            nchw = images if layout == "NCHW" else images.transpose(0, 3, 1, 2)
+            save_npy(args.npy, np.ascontiguousarray(nchw, np.float32))
         print(f"{len(images)} images from {args.weights} ({framework}) -> {args.out}"
               + (f", {args.npy}" if args.npy else ""))
         return 0

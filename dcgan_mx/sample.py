@@ -6,7 +6,7 @@ import numpy as np
 
 from common.sampling import sample_main
 from dcgan_mx.compat import mx
-from dcgan_mx.model import build_generator
+from dcgan_mx.model import LAYOUT, build_generator
 from dcgan_mx.weights import load_canonical
 
 
@@ -15,7 +15,8 @@ def load_generator(spec, arrays):
 
 
 def generate(G, Z: np.ndarray) -> np.ndarray:
-    """G(Z) in inference mode (BN on running statistics); Z and the result in NCHW."""
+    """G(Z) in inference mode (BN on running statistics), as NumPy in LAYOUT
+    (NCHW); Z is (num, latent, 1, 1)."""
     ctx = getattr(G, "ctx", mx.cpu())
     with mx.autograd.predict_mode():
         images = G(mx.nd.array(np.asarray(Z, np.float32).reshape(len(Z), -1, 1, 1), ctx=ctx))
@@ -23,4 +24,4 @@ def generate(G, Z: np.ndarray) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    raise SystemExit(sample_main("mx", load_generator, generate))
+    raise SystemExit(sample_main("mx", load_generator, generate, LAYOUT))

@@ -6,7 +6,7 @@ import numpy as np
 
 from common.sampling import sample_main
 from dcgan_tf.compat import tf
-from dcgan_tf.model import build_generator
+from dcgan_tf.model import LAYOUT, build_generator
 from dcgan_tf.weights import load_canonical
 
 
@@ -15,11 +15,11 @@ def load_generator(spec, arrays):
 
 
 def generate(G, Z: np.ndarray) -> np.ndarray:
-    """G(Z) in inference mode (BN on moving statistics). Z may be NCHW or NHWC
-    (its spatial dims are 1x1); the result is in G's NHWC."""
+    """G(Z) in inference mode (BN on moving statistics), as NumPy in LAYOUT
+    (NHWC); Z is (num, latent, 1, 1) or (num, 1, 1, latent): the same values."""
     Z = np.asarray(Z, np.float32).reshape(len(Z), 1, 1, -1)
     return G(tf.constant(Z), training=False).numpy()
 
 
 if __name__ == "__main__":
-    raise SystemExit(sample_main("tf", load_generator, generate))
+    raise SystemExit(sample_main("tf", load_generator, generate, LAYOUT))

@@ -15,8 +15,8 @@ def load_generator(spec, arrays):
 
 
 def generate(G, Z: np.ndarray) -> np.ndarray:
-    """G(Z) in inference mode (BN on running statistics); Z and the result in NCHW.
-    G's mode is restored afterwards."""
+    """G(Z) in inference mode (BN on running statistics), as NumPy in LAYOUT
+    (NCHW); Z is (num, latent, 1, 1). G's mode is restored afterwards."""
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
@@ -27,4 +27,4 @@ def generate(G, Z: np.ndarray) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    raise SystemExit(sample_main("torch", load_generator, generate))
+    raise SystemExit(sample_main("torch", load_generator, generate, LAYOUT))

@@ -8,9 +8,21 @@ dcgan_tf/train.py and dcgan_mx/train.py.
 
 from __future__ import annotations
 
-import numpy as np
+import sys
+
 import torch
 from torch import nn
+
+# PyTorch's optimizers import torch._dynamo, and with it triton, the first time
+# one is created; triton loaded after TensorFlow >= 2.19 crashes the process
+# (README, "Import order"). So it is loaded here, at import, where the import
+# order is decided, and a process that already holds TensorFlow gets a clear
+# error instead of a crash in the middle of a run.
+if "tensorflow" in sys.modules and "torch._dynamo" not in sys.modules:
+    raise ImportError("import dcgan_torch.train (or create a torch optimizer) before TensorFlow: "
+                      "torch's optimizers load triton, which crashes a process that already loaded "
+                      "TensorFlow (see README, Import order)")
+import torch._dynamo  # noqa: E402,F401
 
 from common.cli import train_main
 from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig

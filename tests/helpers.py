@@ -18,6 +18,8 @@ class Backend:
     layout: str
     model: ModuleType
     weights: ModuleType
+    train: ModuleType
+    sample: ModuleType
 
     def to_native(self, x_nchw: np.ndarray):
         """An NCHW NumPy array as this framework's tensor, in its layout."""
@@ -58,8 +60,8 @@ BACKENDS: dict[str, Backend] = {}
 for _name in SAFE_IMPORT_ORDER:
     if is_installed(_name):
         BACKENDS[_name] = Backend(_name, layout(_name),
-                                  importlib.import_module(f"{package(_name)}.model"),
-                                  importlib.import_module(f"{package(_name)}.weights"))
+                                  *(importlib.import_module(f"{package(_name)}.{module}")
+                                    for module in ("model", "weights", "train", "sample")))
 
 
 def random_weights(spec, seed, nets=("G", "D")):

@@ -19,7 +19,8 @@ def run(code):
 
 @needs_all
 def test_documented_order_loads_all_three_backends_and_their_nets():
-    proc = run("import torchvision, dcgan_torch.model as t, dcgan_mx.model as m, dcgan_tf.model as f\n"
+    proc = run("import torchvision, dcgan_torch.train, dcgan_mx.train, dcgan_tf.train\n"
+               "import dcgan_torch.model as t, dcgan_mx.model as m, dcgan_tf.model as f\n"
                "from common.spec import ModelSpec\n"
                "s = ModelSpec(n_G=8, n_D=8, image_size=16)\n"
                "[mod.build_generator(s) and mod.build_discriminator(s) for mod in (t, m, f)]\n"
@@ -28,10 +29,19 @@ def test_documented_order_loads_all_three_backends_and_their_nets():
 
 
 @needs_all
-def test_dcgan_torch_does_not_load_triton_or_torchvision():
-    proc = run("import sys, dcgan_torch.model, dcgan_torch.weights\n"
+def test_dcgan_torch_nets_do_not_load_triton_or_torchvision():
+    proc = run("import sys, dcgan_torch.model, dcgan_torch.weights, dcgan_torch.sample\n"
                "print(sorted(m for m in ('triton', 'torchvision', 'torch._dynamo') if m in sys.modules))")
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
+
+
+@needs_all
+def test_torch_training_after_tensorflow_is_a_clear_error_not_a_crash():
+    # torch.optim.Adam(...) imports torch._dynamo (and triton) on first use;
+    # dcgan_torch.train loads it at import so the wrong order fails here, clearly.
+    proc = run("import tensorflow, dcgan_torch.train")
+    assert proc.returncode == 1
+    assert "ImportError: import dcgan_torch.train (or create a torch optimizer) before TensorFlow" in proc.stderr
 
 
 @needs_all
