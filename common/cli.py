@@ -57,7 +57,7 @@ def spec_from_args(args) -> ModelSpec:
 
 def add_train_args(parser: argparse.ArgumentParser, framework: str) -> None:
     """Training and run flags (pytorch/examples' names accepted as aliases)."""
-    from common.config import DEVICES, PRESETS
+    from common.config import DEVICES, DTYPES, PRESETS
 
     g = parser.add_argument_group("training (unset flags take the preset's value)")
     g.add_argument("--preset", choices=list(PRESETS), help="d2l (default): lr 0.005, 20 epochs, batch 256; "
@@ -73,6 +73,8 @@ def add_train_args(parser: argparse.ArgumentParser, framework: str) -> None:
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     r.add_argument("--log-every", type=int, default=0, help="also log every N steps (default: per epoch)")
     r.add_argument("--device", choices=DEVICES, default="auto", help="auto (default): a GPU if there is one")
+    r.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="float64 shows the frameworks agree to ~1e-12 (slow; for checking, not training)")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
 

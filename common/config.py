@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from common.errors import UsageError
 from common.spec import ModelSpec
 
@@ -23,8 +25,12 @@ PRESETS = {
     "paper": {"lr": 0.0002, "epochs": 25, "batch_size": 128, "latent_dim": 100, "n_G": 64, "n_D": 64,
               "variant": "paper"},
 }
-BETA1, BETA2, ADAM_EPSILON = 0.5, 0.999, 1e-8
+# MXNet keeps Adam's beta2 as a float32 attribute (0.999 -> 0.99900001287), so
+# its 1 - beta2 differs from PyTorch's and Keras's by 1.3e-5 relative. All
+# three use that float32 value, which makes them agree; 0.999 in the README.
+BETA1, BETA2, ADAM_EPSILON = 0.5, float(np.float32(0.999)), 1e-8
 DEVICES = ("auto", "cpu", "gpu")
+DTYPES = ("float32", "float64")
 # Fields a resumed run may change: how long it runs and how it reports, not what it computes.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "device", "out", "resume")
 
@@ -56,6 +62,7 @@ class TrainConfig:
     resume: bool = False
     log_every: int = 0
     device: str = "auto"
+    dtype: str = "float32"  # float64: to see the three frameworks agree where rounding cannot hide a difference
 
     def __post_init__(self):
         self.spec  # validates the model fields
@@ -68,6 +75,7 @@ class TrainConfig:
             ("log_every", self.log_every >= 0, "must be >= 0 (0: once per epoch)"),
             ("preset", self.preset in PRESETS, f"must be one of {', '.join(PRESETS)}"),
             ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
+            ("dtype", self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}"),
         ]
         for name, ok, rule in checks:
             if not ok:

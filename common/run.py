@@ -200,7 +200,8 @@ class Run:
         for X in iterate_batches(self.images, cfg.batch_size, cfg.seed, epoch - 1, layout, start):
             if self.step >= self.total_steps or self.stop_requested:
                 break
-            yield X, step_noise(cfg.seed, self.step, cfg.batch_size, cfg.latent_dim, layout)
+            Z = step_noise(cfg.seed, self.step, cfg.batch_size, cfg.latent_dim, layout)
+            yield X.astype(cfg.dtype, copy=False), Z.astype(cfg.dtype, copy=False)
 
     def _new_bar(self, epoch, start):
         from tqdm import tqdm

@@ -55,11 +55,12 @@ class D_block(nn.HybridBlock):
         return self.activation(X)
 
 
-def build_generator(spec: ModelSpec, seed: int = 0) -> nn.HybridSequential:
+def build_generator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.HybridSequential:
     """G as in the book: G_blocks, then ConvTranspose -> tanh.
 
     Weights come from `common.weights.init_weights(spec, seed)`, so the same
-    seed gives the same net in every framework.
+    seed gives the same net in every framework. dtype "float64" is for
+    checking that the frameworks agree where rounding cannot hide a difference.
     """
     *blocks, last = spec.generator_layers()
     net = nn.HybridSequential()
@@ -70,10 +71,10 @@ def build_generator(spec: ModelSpec, seed: int = 0) -> nn.HybridSequential:
     net.add(nn.Conv2DTranspose(last.out_channels, last.kernel, last.stride, last.padding,
                                use_bias=False, in_channels=last.in_channels),
             nn.Activation("tanh"))
-    return _with_canonical_init(net, spec, "G", seed)
+    return _with_canonical_init(net, spec, "G", seed, dtype)
 
 
-def build_discriminator(spec: ModelSpec, seed: int = 0) -> nn.HybridSequential:
+def build_discriminator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.HybridSequential:
     """D as in the book: D_blocks, then a 4x4 conv to one logit."""
     *blocks, last = spec.discriminator_layers()
     net = nn.HybridSequential()
@@ -83,7 +84,7 @@ def build_discriminator(spec: ModelSpec, seed: int = 0) -> nn.HybridSequential:
     # (8 n_D, 4, 4) -> (1, 1, 1): a logit; the loss applies the sigmoid
     net.add(nn.Conv2D(last.out_channels, last.kernel, last.stride, last.padding,
                       use_bias=False, in_channels=last.in_channels))
-    return _with_canonical_init(net, spec, "D", seed)
+    return _with_canonical_init(net, spec, "D", seed, dtype)
 
 
 def layer_outputs(net: nn.HybridSequential, X):
@@ -99,9 +100,10 @@ def layer_outputs(net: nn.HybridSequential, X):
     return outputs
 
 
-def _with_canonical_init(net, spec, role, seed):
+def _with_canonical_init(net, spec, role, seed, dtype):
     net.spec, net.role = spec, role
     net.initialize(mx.init.Zero())  # every value is overwritten just below
+    net.cast(dtype)
     load_canonical(net, init_weights(spec, seed, nets=(role,)))
     net.hybridize()
     return net

@@ -15,7 +15,7 @@ from common.run import Run
 from dcgan_mx.compat import mx
 from dcgan_mx.model import LAYOUT, build_discriminator, build_generator
 from dcgan_mx.sample import generate
-from dcgan_mx.weights import export_canonical
+from dcgan_mx.weights import export_canonical, parameters
 
 autograd, gluon = mx.autograd, mx.gluon
 
@@ -32,9 +32,9 @@ def describe_device(device) -> str:
     return str(device)
 
 
-def make_optimizers(G, D, lr: float):
+def make_optimizers(G, D, lr: float, epsilon: float = ADAM_EPSILON):
     """Adam with the DCGAN betas; epsilon set explicitly (DESIGN §4)."""
-    adam = {"learning_rate": lr, "beta1": BETA1, "beta2": BETA2, "epsilon": ADAM_EPSILON}
+    adam = {"learning_rate": lr, "beta1": BETA1, "beta2": BETA2, "epsilon": epsilon}
     opt_G = gluon.Trainer(G.collect_params(), "adam", dict(adam))
     opt_D = gluon.Trainer(D.collect_params(), "adam", dict(adam))
     return opt_G, opt_D
@@ -46,8 +46,8 @@ loss = gluon.loss.SigmoidBCELoss()  # BCE on logits, one value per example
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 1-element NDArrays."""
     batch = X.shape[0]
-    ones = mx.nd.ones((batch,), ctx=X.context)
-    zeros = mx.nd.zeros((batch,), ctx=X.context)
+    ones = mx.nd.ones((batch,), ctx=X.context, dtype=X.dtype)
+    zeros = mx.nd.zeros((batch,), ctx=X.context, dtype=X.dtype)
     with autograd.record():
         fake = G(Z)
         # (1) Update D: real and fake in separate passes (separate batch statistics).
@@ -63,6 +63,28 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     opt_G.step(1)
     return {"loss_D": loss_D, "loss_G": loss_G,
             "d_real": real_logits.sigmoid().mean(), "d_fake": fake_logits.sigmoid().mean()}
+
+
+def losses_and_gradients(G, D, X, Z):
+    """What the step computes before it updates anything: the losses, and the
+    gradients of loss_D with respect to D and of loss_G with respect to G,
+    keyed canonically. For the parity checks; nothing is updated but BN's
+    running statistics (which Gluon updates in the backward pass)."""
+    batch = X.shape[0]
+    ones = mx.nd.ones((batch,), ctx=X.context, dtype=X.dtype)
+    zeros = mx.nd.zeros((batch,), ctx=X.context, dtype=X.dtype)
+    with autograd.record():
+        fake = G(Z)
+        real_logits = D(X).reshape((batch,))
+        fake_logits = D(fake.detach()).reshape((batch,))
+        loss_D = (loss(real_logits, ones).mean() + loss(fake_logits, zeros).mean()) / 2
+    loss_D.backward()
+    grads = {k: p.grad().asnumpy() for k, p in parameters(D)}
+    with autograd.record():
+        loss_G = loss(D(fake).reshape((batch,)), ones).mean()
+    loss_G.backward()
+    grads.update({k: p.grad().asnumpy() for k, p in parameters(G)})
+    return {"loss_D": loss_D.asscalar(), "loss_G": loss_G.asscalar()}, grads
 
 
 def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
@@ -87,8 +109,8 @@ def train(config: TrainConfig, progress=None) -> dict:
     device = pick_device(config.device)
     run = Run.open(config, "mx", versions(), describe_device(device), progress,
                    to_float=lambda a: a.asscalar())
-    G = build_generator(config.spec, config.seed)
-    D = build_discriminator(config.spec, config.seed + 1)
+    G = build_generator(config.spec, config.seed, config.dtype)
+    D = build_discriminator(config.spec, config.seed + 1, config.dtype)
     G.collect_params().reset_ctx(device)
     D.collect_params().reset_ctx(device)
     G.ctx = D.ctx = device
@@ -98,7 +120,7 @@ def train(config: TrainConfig, progress=None) -> dict:
     fixed_Z = run.fixed_noise(LAYOUT)
     for epoch in run.epochs():
         for X, Z in run.batches(epoch, LAYOUT):
-            X, Z = mx.nd.array(X, ctx=device), mx.nd.array(Z, ctx=device)
+            X, Z = mx.nd.array(X, ctx=device, dtype=X.dtype), mx.nd.array(Z, ctx=device, dtype=Z.dtype)
             run.step_done(train_step(G, D, opt_G, opt_D, X, Z))
         run.epoch_done(generate(G, fixed_Z), LAYOUT,
                        lambda d: save_checkpoint(d, G, D, opt_G, opt_D), export_canonical(G))

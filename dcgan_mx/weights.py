@@ -30,16 +30,16 @@ def load_canonical(net: nn.HybridSequential, arrays: dict) -> nn.HybridSequentia
     arrays = select(arrays, net.role)
     validate(arrays, net.spec, (net.role,))
     for i, (conv, bn) in enumerate(spec_layers(net)):
-        conv.weight.set_data(mx.nd.array(arrays[f"{net.role}/{i}/weight"], dtype="float32"))
+        conv.weight.set_data(mx.nd.array(arrays[f"{net.role}/{i}/weight"], dtype=conv.weight.dtype))
         if bn is not None:
             for param in BN_PARAMS:
-                getattr(bn, param).set_data(
-                    mx.nd.array(arrays[f"{net.role}/{i}/{param}"], dtype="float32"))
+                target = getattr(bn, param)
+                target.set_data(mx.nd.array(arrays[f"{net.role}/{i}/{param}"], dtype=target.dtype))
     return net
 
 
 def export_canonical(net: nn.HybridSequential) -> dict[str, np.ndarray]:
-    """The canonical arrays of `net`, as float32 NumPy copies."""
+    """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
         arrays[f"{net.role}/{i}/weight"] = conv.weight.data().asnumpy()
@@ -47,3 +47,13 @@ def export_canonical(net: nn.HybridSequential) -> dict[str, np.ndarray]:
             for param in BN_PARAMS:
                 arrays[f"{net.role}/{i}/{param}"] = getattr(bn, param).data().asnumpy()
     return arrays
+
+
+def parameters(net: nn.HybridSequential) -> list:
+    """(canonical key, trainable parameter) for `net`, in spec order."""
+    pairs = []
+    for i, (conv, bn) in enumerate(spec_layers(net)):
+        pairs.append((f"{net.role}/{i}/weight", conv.weight))
+        if bn is not None:
+            pairs += [(f"{net.role}/{i}/gamma", bn.gamma), (f"{net.role}/{i}/beta", bn.beta)]
+    return pairs

@@ -41,13 +41,13 @@ def keras_padding(padding, kernel_size, strides):
 class G_block(keras.layers.Layer):
     """ConvTranspose -> BatchNorm -> ReLU: doubles the spatial size by default."""
 
-    def __init__(self, out_channels, kernel_size=4, strides=2, padding="same", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, out_channels, kernel_size=4, strides=2, padding="same", dtype=None, **kwargs):
+        super().__init__(dtype=dtype, **kwargs)
         self.conv2d_trans = keras.layers.Conv2DTranspose(
             out_channels, kernel_size, strides, keras_padding(padding, kernel_size, strides),
-            use_bias=False)
-        self.batch_norm = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
-        self.activation = keras.layers.ReLU()
+            use_bias=False, dtype=dtype)
+        self.batch_norm = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
+        self.activation = keras.layers.ReLU(dtype=dtype)
 
     def call(self, X, training=None):
         return self.activation(self.batch_norm(self.conv2d_trans(X), training=training))
@@ -57,15 +57,15 @@ class D_block(keras.layers.Layer):
     """Conv -> BatchNorm -> LeakyReLU(0.2): halves the spatial size by default."""
 
     def __init__(self, out_channels, kernel_size=4, strides=2, padding="same", alpha=LEAKY_SLOPE,
-                 batch_norm=True, **kwargs):
-        super().__init__(**kwargs)
+                 batch_norm=True, dtype=None, **kwargs):
+        super().__init__(dtype=dtype, **kwargs)
         self.conv2d = keras.layers.Conv2D(
             out_channels, kernel_size, strides, keras_padding(padding, kernel_size, strides),
-            use_bias=False)
+            use_bias=False, dtype=dtype)
         # The paper's variant has no batch norm on D's input block.
-        self.batch_norm = (keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.batch_norm = (keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
                            if batch_norm else None)
-        self.activation = keras.layers.LeakyReLU(negative_slope=alpha)
+        self.activation = keras.layers.LeakyReLU(negative_slope=alpha, dtype=dtype)
 
     def call(self, X, training=None):
         X = self.conv2d(X)
@@ -74,38 +74,39 @@ class D_block(keras.layers.Layer):
         return self.activation(X)
 
 
-def build_generator(spec: ModelSpec, seed: int = 0) -> keras.Sequential:
+def build_generator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> keras.Sequential:
     """G as in the book: G_blocks, then ConvTranspose -> tanh.
 
     Weights come from `common.weights.init_weights(spec, seed)`, so the same
-    seed gives the same net in every framework.
+    seed gives the same net in every framework. dtype "float64" is for
+    checking that the frameworks agree where rounding cannot hide a difference.
     """
     *blocks, last = spec.generator_layers()
     net = keras.Sequential(
         # (1, 1, latent) -> (4, 4, 8 n_G) -> ... -> (size/2, size/2, n_G)
-        [G_block(l.out_channels, l.kernel, l.stride, l.padding) for l in blocks]
+        [G_block(l.out_channels, l.kernel, l.stride, l.padding, dtype=dtype) for l in blocks]
         # (size/2, size/2, n_G) -> (size, size, channels)
         + [keras.layers.Conv2DTranspose(
                last.out_channels, last.kernel, last.stride,
-               keras_padding(last.padding, last.kernel, last.stride), use_bias=False),
-           keras.layers.Activation("tanh")],
+               keras_padding(last.padding, last.kernel, last.stride), use_bias=False, dtype=dtype),
+           keras.layers.Activation("tanh", dtype=dtype)],
         name="G")
-    return _with_canonical_init(net, spec, "G", seed)
+    return _with_canonical_init(net, spec, "G", seed, dtype)
 
 
-def build_discriminator(spec: ModelSpec, seed: int = 0) -> keras.Sequential:
+def build_discriminator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> keras.Sequential:
     """D as in the book: D_blocks, then a 4x4 conv to one logit."""
     *blocks, last = spec.discriminator_layers()
     net = keras.Sequential(
         # (size, size, channels) -> (size/2, size/2, n_D) -> ... -> (4, 4, 8 n_D)
-        [D_block(l.out_channels, l.kernel, l.stride, l.padding, batch_norm=l.batch_norm)
+        [D_block(l.out_channels, l.kernel, l.stride, l.padding, batch_norm=l.batch_norm, dtype=dtype)
          for l in blocks]
         # (4, 4, 8 n_D) -> (1, 1, 1): a logit; the loss applies the sigmoid
         + [keras.layers.Conv2D(last.out_channels, last.kernel, last.stride,
                                keras_padding(last.padding, last.kernel, last.stride),
-                               use_bias=False)],
+                               use_bias=False, dtype=dtype)],
         name="D")
-    return _with_canonical_init(net, spec, "D", seed)
+    return _with_canonical_init(net, spec, "D", seed, dtype)
 
 
 def layer_outputs(net: keras.Sequential, X, training=False):
@@ -124,9 +125,9 @@ def layer_outputs(net: keras.Sequential, X, training=False):
     return outputs
 
 
-def _with_canonical_init(net, spec, role, seed):
+def _with_canonical_init(net, spec, role, seed, dtype):
     net.spec, net.role = spec, role
-    net(tf.zeros(spec.input_shape(role, 1, "NHWC")), training=False)  # creates the variables
+    net(tf.zeros(spec.input_shape(role, 1, "NHWC"), dtype=dtype), training=False)  # creates the variables
     load_canonical(net, init_weights(spec, seed, nets=(role,)))
     return net
 

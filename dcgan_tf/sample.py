@@ -17,8 +17,8 @@ def load_generator(spec, arrays):
 def generate(G, Z: np.ndarray) -> np.ndarray:
     """G(Z) in inference mode (BN on moving statistics), as NumPy in LAYOUT
     (NHWC); Z is (num, latent, 1, 1) or (num, 1, 1, latent): the same values."""
-    Z = np.asarray(Z, np.float32).reshape(len(Z), 1, 1, -1)
-    return G(tf.constant(Z), training=False).numpy()
+    Z = np.asarray(Z).reshape(len(Z), 1, 1, -1)
+    return G(tf.constant(Z, dtype=G.trainable_variables[0].dtype), training=False).numpy()
 
 
 if __name__ == "__main__":

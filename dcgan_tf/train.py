@@ -15,7 +15,7 @@ from common.run import Run
 from dcgan_tf.compat import keras, tf
 from dcgan_tf.model import LAYOUT, build_discriminator, build_generator
 from dcgan_tf.sample import generate
-from dcgan_tf.weights import export_canonical
+from dcgan_tf.weights import export_canonical, parameters, to_canonical
 
 
 def pick_device(choice: str) -> str:
@@ -30,17 +30,21 @@ def describe_device(device: str) -> str:
     return device
 
 
-def make_optimizers(G, D, lr: float):
+def make_optimizers(G, D, lr: float, epsilon: float = ADAM_EPSILON):
     """Adam with the DCGAN betas; epsilon set explicitly (Keras's default is 1e-7).
     Built now, so a checkpoint can be restored into them before the first step."""
-    opt_G = keras.optimizers.Adam(learning_rate=lr, beta_1=BETA1, beta_2=BETA2, epsilon=ADAM_EPSILON)
-    opt_D = keras.optimizers.Adam(learning_rate=lr, beta_1=BETA1, beta_2=BETA2, epsilon=ADAM_EPSILON)
+    opt_G = keras.optimizers.Adam(learning_rate=lr, beta_1=BETA1, beta_2=BETA2, epsilon=epsilon)
+    opt_D = keras.optimizers.Adam(learning_rate=lr, beta_1=BETA1, beta_2=BETA2, epsilon=epsilon)
     opt_G.build(G.trainable_variables)
     opt_D.build(D.trainable_variables)
     return opt_G, opt_D
 
 
-loss = keras.losses.BinaryCrossentropy(from_logits=True)  # BCE on logits, mean over the batch
+def loss(y, logits):
+    """BCE on logits, mean over the batch. Keras's functional form: a
+    keras.losses.BinaryCrossentropy object would compute in the float type of
+    its construction, float32, even for float64 nets."""
+    return tf.reduce_mean(keras.losses.binary_crossentropy(y, logits, from_logits=True))
 
 
 def train_step(G, D, opt_G, opt_D, X, Z):
@@ -50,8 +54,8 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     moving statistics (the book's TF version never passed it).
     """
     batch = tf.shape(X)[0]
-    ones = tf.ones((batch, 1))
-    zeros = tf.zeros((batch, 1))
+    ones = tf.ones((batch, 1), dtype=X.dtype)
+    zeros = tf.zeros((batch, 1), dtype=X.dtype)
     with tf.GradientTape() as tape_G:
         fake = G(Z, training=True)
         # (1) Update D: real and fake in separate passes (separate batch statistics).
@@ -67,6 +71,28 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     opt_G.apply_gradients(zip(grads_G, G.trainable_variables))
     return {"loss_D": loss_D, "loss_G": loss_G,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+
+
+def losses_and_gradients(G, D, X, Z):
+    """What the step computes before it updates anything: the losses, and the
+    gradients of loss_D with respect to D and of loss_G with respect to G,
+    keyed canonically. For the parity checks; nothing is updated but BN's
+    moving statistics."""
+    batch = tf.shape(X)[0]
+    ones = tf.ones((batch, 1), dtype=X.dtype)
+    zeros = tf.zeros((batch, 1), dtype=X.dtype)
+    keys_D, vars_D = zip(*parameters(D))
+    keys_G, vars_G = zip(*parameters(G))
+    with tf.GradientTape(persistent=True) as tape:
+        fake = G(Z, training=True)
+        real_logits = tf.reshape(D(X, training=True), (batch, 1))
+        fake_logits = tf.reshape(D(tf.stop_gradient(fake), training=True), (batch, 1))
+        loss_D = (loss(ones, real_logits) + loss(zeros, fake_logits)) / 2
+        loss_G = loss(ones, tf.reshape(D(fake, training=True), (batch, 1)))
+    grads = dict(zip(keys_D, tape.gradient(loss_D, vars_D)))
+    grads.update(zip(keys_G, tape.gradient(loss_G, vars_G)))
+    return ({"loss_D": float(loss_D), "loss_G": float(loss_G)},
+            {k: to_canonical(k, g.numpy()) for k, g in grads.items()})
 
 
 def compile_step(G, D, opt_G, opt_D):
@@ -93,8 +119,8 @@ def train(config: TrainConfig, progress=None) -> dict:
     device = pick_device(config.device)
     run = Run.open(config, "tf", versions(), describe_device(device), progress)
     with tf.device(device):
-        G = build_generator(config.spec, config.seed)
-        D = build_discriminator(config.spec, config.seed + 1)
+        G = build_generator(config.spec, config.seed, config.dtype)
+        D = build_discriminator(config.spec, config.seed + 1, config.dtype)
         opt_G, opt_D = make_optimizers(G, D, config.lr)
         if run.resuming:
             load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)

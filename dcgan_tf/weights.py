@@ -46,7 +46,7 @@ def load_canonical(net: keras.Sequential, arrays: dict) -> keras.Sequential:
 
 
 def export_canonical(net: keras.Sequential) -> dict[str, np.ndarray]:
-    """The canonical arrays of `net`, as float32 NumPy copies."""
+    """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
         arrays[f"{net.role}/{i}/weight"] = np.ascontiguousarray(
@@ -55,3 +55,19 @@ def export_canonical(net: keras.Sequential) -> dict[str, np.ndarray]:
             for param in BN_PARAMS:
                 arrays[f"{net.role}/{i}/{param}"] = getattr(bn, _BN_ATTRS[param]).numpy()
     return arrays
+
+
+def parameters(net: keras.Sequential) -> list:
+    """(canonical key, trainable variable) for `net`, in spec order."""
+    pairs = []
+    for i, (conv, bn) in enumerate(spec_layers(net)):
+        pairs.append((f"{net.role}/{i}/weight", conv.kernel))
+        if bn is not None:
+            pairs += [(f"{net.role}/{i}/gamma", bn.gamma), (f"{net.role}/{i}/beta", bn.beta)]
+    return pairs
+
+
+def to_canonical(key: str, array) -> np.ndarray:
+    """A value shaped like the variable of `key` (a gradient, say) in the canonical layout."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(np.transpose(array, TO_CANONICAL)) if array.ndim == 4 else array

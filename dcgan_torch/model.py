@@ -7,6 +7,7 @@ explicitly (DESIGN §4). Layout: NCHW.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +22,29 @@ LEAKY_SLOPE = 0.2
 LAYOUT = "NCHW"
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d whose running variance follows the *biased* batch variance.
+
+    PyTorch updates running_var with the unbiased variance (n / (n - 1));
+    Keras and Gluon use the biased one. This project runs one computation in
+    all three (README, "How the book's three versions differ"), so here the
+    normalisation is PyTorch's own and only the running-statistics update is
+    done as the other two frameworks do it.
+    """
+
+    def forward(self, X):
+        if not self.training:
+            return super().forward(X)
+        # Batch statistics, no running-stat update (running buffers not passed).
+        Y = nn.functional.batch_norm(X, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        with torch.no_grad():
+            var, mean = torch.var_mean(X, dim=(0, 2, 3), correction=0)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+            self.num_batches_tracked.add_(1)
+        return Y
+
+
 class G_block(nn.Module):
     """ConvTranspose -> BatchNorm -> ReLU: doubles the spatial size by default."""
 
@@ -28,7 +52,7 @@ class G_block(nn.Module):
         super().__init__()
         self.conv2d_trans = nn.ConvTranspose2d(
             in_channels, out_channels, kernel_size, strides, padding, bias=False)
-        self.batch_norm = nn.BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.batch_norm = BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
         self.activation = nn.ReLU()
 
     def forward(self, X):
@@ -43,19 +67,22 @@ class D_block(nn.Module):
         super().__init__()
         self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding, bias=False)
         # The paper's variant has no batch norm on D's input block.
-        self.batch_norm = (nn.BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.batch_norm = (BatchNorm2d(out_channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
                            if batch_norm else nn.Identity())
-        self.activation = nn.LeakyReLU(alpha)
+        # TF's and MXNet's LeakyReLU keep the slope as a float32 attribute
+        # (0.2 -> 0.20000000298); so does this one, which matters only in float64.
+        self.activation = nn.LeakyReLU(float(np.float32(alpha)))
 
     def forward(self, X):
         return self.activation(self.batch_norm(self.conv2d(X)))
 
 
-def build_generator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
+def build_generator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.Sequential:
     """G as in the book: G_blocks, then ConvTranspose -> tanh.
 
     Weights come from `common.weights.init_weights(spec, seed)`, so the same
-    seed gives the same net in every framework.
+    seed gives the same net in every framework. dtype "float64" is for
+    checking that the frameworks agree where rounding cannot hide a difference.
     """
     *blocks, last = spec.generator_layers()
     net = nn.Sequential(
@@ -66,10 +93,10 @@ def build_generator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
                            last.padding, bias=False),
         nn.Tanh(),
     )
-    return _with_canonical_init(net, spec, "G", seed)
+    return _with_canonical_init(net, spec, "G", seed, dtype)
 
 
-def build_discriminator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
+def build_discriminator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.Sequential:
     """D as in the book: D_blocks, then a 4x4 conv to one logit."""
     *blocks, last = spec.discriminator_layers()
     net = nn.Sequential(
@@ -80,7 +107,7 @@ def build_discriminator(spec: ModelSpec, seed: int = 0) -> nn.Sequential:
         nn.Conv2d(last.in_channels, last.out_channels, last.kernel, last.stride,
                   last.padding, bias=False),
     )
-    return _with_canonical_init(net, spec, "D", seed)
+    return _with_canonical_init(net, spec, "D", seed, dtype)
 
 
 def layer_outputs(net: nn.Sequential, X):
@@ -96,8 +123,9 @@ def layer_outputs(net: nn.Sequential, X):
     return outputs
 
 
-def _with_canonical_init(net, spec, role, seed):
+def _with_canonical_init(net, spec, role, seed, dtype):
     net.spec, net.role = spec, role
+    net.to(getattr(torch, dtype))
     load_canonical(net, init_weights(spec, seed, nets=(role,)))
     return net
 

@@ -19,9 +19,9 @@ def generate(G, Z: np.ndarray) -> np.ndarray:
     (NCHW); Z is (num, latent, 1, 1). G's mode is restored afterwards."""
     was_training = G.training
     G.eval()
-    device = next(G.parameters()).device
+    weight = next(G.parameters())
     with torch.no_grad():
-        images = G(torch.from_numpy(np.asarray(Z, np.float32).reshape(len(Z), -1, 1, 1)).to(device))
+        images = G(torch.from_numpy(np.asarray(Z).reshape(len(Z), -1, 1, 1)).to(weight.device, weight.dtype))
     G.train(was_training)
     return images.cpu().numpy()
 

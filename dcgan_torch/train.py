@@ -8,6 +8,7 @@ dcgan_tf/train.py and dcgan_mx/train.py.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import torch
@@ -30,7 +31,7 @@ from common.errors import UsageError
 from common.run import Run
 from dcgan_torch.model import LAYOUT, build_discriminator, build_generator
 from dcgan_torch.sample import generate
-from dcgan_torch.weights import export_canonical
+from dcgan_torch.weights import export_canonical, parameters
 
 
 def pick_device(choice: str) -> torch.device:
@@ -44,11 +45,25 @@ def describe_device(device: torch.device) -> str:
     return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
-def make_optimizers(G, D, lr: float):
+def make_optimizers(G, D, lr: float, epsilon: float = ADAM_EPSILON):
     """Adam with the DCGAN betas; epsilon set explicitly (DESIGN §4)."""
-    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=(BETA1, BETA2), eps=ADAM_EPSILON)
-    opt_D = torch.optim.Adam(D.parameters(), lr=lr, betas=(BETA1, BETA2), eps=ADAM_EPSILON)
+    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=(BETA1, BETA2), eps=epsilon)
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr, betas=(BETA1, BETA2), eps=epsilon)
     return opt_G, opt_D
+
+
+def fold_epsilon(opt) -> None:
+    """Make the coming Adam step add epsilon where Keras and Gluon do.
+
+    PyTorch divides by sqrt(v / (1 - beta2^t)) + eps; Keras and Gluon fold the
+    bias correction into the step size and divide by sqrt(v) + eps. With
+    eps_t = eps / sqrt(1 - beta2^t) PyTorch's update is theirs, exactly.
+    """
+    for group in opt.param_groups:
+        epsilon = group.setdefault("epsilon", group["eps"])  # the configured value, kept on first use
+        state = opt.state.get(group["params"][0], {})
+        t = int(state["step"]) + 1 if "step" in state else 1
+        group["eps"] = epsilon / math.sqrt(1 - group["betas"][1] ** t)
 
 
 loss = nn.BCEWithLogitsLoss()  # BCE on logits, mean over the batch
@@ -57,8 +72,8 @@ loss = nn.BCEWithLogitsLoss()  # BCE on logits, mean over the batch
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 0-d tensors."""
     batch = X.shape[0]
-    ones = torch.ones(batch, device=X.device)
-    zeros = torch.zeros(batch, device=X.device)
+    ones = torch.ones(batch, device=X.device, dtype=X.dtype)
+    zeros = torch.zeros(batch, device=X.device, dtype=X.dtype)
     fake = G(Z)
     # (1) Update D: real and fake in separate passes (separate batch statistics).
     opt_D.zero_grad(set_to_none=True)
@@ -66,15 +81,38 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     fake_logits = D(fake.detach()).reshape(batch)
     loss_D = (loss(real_logits, ones) + loss(fake_logits, zeros)) / 2
     loss_D.backward()
+    fold_epsilon(opt_D)
     opt_D.step()
     # (2) Update G through the same fake, with the updated D.
     opt_G.zero_grad(set_to_none=True)
     loss_G = loss(D(fake).reshape(batch), ones)
     loss_G.backward()
+    fold_epsilon(opt_G)
     opt_G.step()
     with torch.no_grad():
         return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(),
                 "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
+
+
+def losses_and_gradients(G, D, X, Z):
+    """What the step computes before it updates anything: the losses, and the
+    gradients of loss_D with respect to D and of loss_G with respect to G,
+    keyed canonically. For the parity checks; nothing is updated but BN's
+    running statistics."""
+    batch = X.shape[0]
+    ones = torch.ones(batch, device=X.device, dtype=X.dtype)
+    zeros = torch.zeros(batch, device=X.device, dtype=X.dtype)
+    fake = G(Z)
+    real_logits = D(X).reshape(batch)
+    fake_logits = D(fake.detach()).reshape(batch)
+    loss_D = (loss(real_logits, ones) + loss(fake_logits, zeros)) / 2
+    loss_G = loss(D(fake).reshape(batch), ones)
+    keys_D, params_D = zip(*parameters(D))
+    keys_G, params_G = zip(*parameters(G))
+    grads = dict(zip(keys_D, torch.autograd.grad(loss_D, params_D)))
+    grads.update(zip(keys_G, torch.autograd.grad(loss_G, params_G)))
+    return ({"loss_D": loss_D.item(), "loss_G": loss_G.item()},
+            {k: g.detach().cpu().numpy() for k, g in grads.items()})
 
 
 def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
@@ -99,8 +137,8 @@ def versions() -> dict:
 def train(config: TrainConfig, progress=None) -> dict:
     device = pick_device(config.device)
     run = Run.open(config, "torch", versions(), describe_device(device), progress)
-    G = build_generator(config.spec, config.seed).to(device)
-    D = build_discriminator(config.spec, config.seed + 1).to(device)
+    G = build_generator(config.spec, config.seed, config.dtype).to(device)
+    D = build_discriminator(config.spec, config.seed + 1, config.dtype).to(device)
     opt_G, opt_D = make_optimizers(G, D, config.lr)
     if run.resuming:
         load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)

@@ -43,7 +43,7 @@ def load_canonical(net: nn.Sequential, arrays: dict) -> nn.Sequential:
 
 
 def export_canonical(net: nn.Sequential) -> dict[str, np.ndarray]:
-    """The canonical arrays of `net`, as float32 NumPy copies."""
+    """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
         arrays[f"{net.role}/{i}/weight"] = conv.weight.detach().cpu().numpy().copy()
@@ -52,3 +52,13 @@ def export_canonical(net: nn.Sequential) -> dict[str, np.ndarray]:
                 arrays[f"{net.role}/{i}/{param}"] = (
                     getattr(bn, _BN_ATTRS[param]).detach().cpu().numpy().copy())
     return arrays
+
+
+def parameters(net: nn.Sequential) -> list:
+    """(canonical key, trainable parameter) for `net`, in spec order."""
+    pairs = []
+    for i, (conv, bn) in enumerate(spec_layers(net)):
+        pairs.append((f"{net.role}/{i}/weight", conv.weight))
+        if bn is not None:
+            pairs += [(f"{net.role}/{i}/gamma", bn.weight), (f"{net.role}/{i}/beta", bn.bias)]
+    return pairs

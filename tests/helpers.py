@@ -20,6 +20,7 @@ class Backend:
     weights: ModuleType
     train: ModuleType
     sample: ModuleType
+    parity: ModuleType
 
     def to_native(self, x_nchw: np.ndarray):
         """An NCHW NumPy array as this framework's tensor, in its layout."""
@@ -61,19 +62,11 @@ for _name in SAFE_IMPORT_ORDER:
     if is_installed(_name):
         BACKENDS[_name] = Backend(_name, layout(_name),
                                   *(importlib.import_module(f"{package(_name)}.{module}")
-                                    for module in ("model", "weights", "train", "sample")))
+                                    for module in ("model", "weights", "train", "sample", "parity")))
 
 
 def random_weights(spec, seed, nets=("G", "D")):
-    """Canonical weights with non-trivial batch-norm values, so a swapped or
-    dropped BN parameter shows up in any comparison."""
+    """Canonical weights with non-trivial batch-norm values (common.parity's)."""
+    from common.parity import randomize_batch_norm
     from common.weights import init_weights
-    rng = np.random.default_rng(seed + 1000)
-    arrays = init_weights(spec, seed, nets)
-    for key, value in arrays.items():
-        param = key.rsplit("/", 1)[1]
-        if param in ("gamma", "running_var"):
-            arrays[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
-        elif param in ("beta", "running_mean"):
-            arrays[key] = rng.normal(0, 0.1, value.shape).astype(np.float32)
-    return arrays
+    return randomize_batch_norm(init_weights(spec, seed, nets), seed)
