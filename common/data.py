@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from common.errors import DataError, UsageError
+from common.files import atomic_write
 
 D2L_DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -124,23 +125,19 @@ def download(dataset: Dataset, cache=None, base_url=None, progress=True) -> Path
                             f"{dataset.digest}; delete it to download again")
         return target
     url = dataset_url(dataset, base_url)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dataset.filename}.", suffix=".part", dir=folder)
     try:
         h = hashlib.new(dataset.algorithm)
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(target) as out:  # renamed into place only if the digest matches
             _fetch(url, out, h, progress)
-        actual = h.hexdigest()
-        if actual != dataset.digest:
-            raise DataError(f"download of {url} is corrupt: {dataset.algorithm.upper()} {actual}, "
-                            f"expected {dataset.digest}")
-        os.replace(tmp, target)
+            actual = h.hexdigest()
+            if actual != dataset.digest:
+                raise DataError(f"download of {url} is corrupt: {dataset.algorithm.upper()} {actual}, "
+                                f"expected {dataset.digest}")
     except (urllib.error.URLError, OSError, socket.timeout) as e:
         reason = getattr(e, "reason", None) or e
         raise DataError(f"could not download {url} ({reason}); place the file by hand at "
                         f"{target}, or train offline with --data shapes") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
         _remove_if_empty(folder)
     return target
 
@@ -375,14 +372,8 @@ def _cached(cache_file: Path, image_size: int, channels: int, build) -> np.ndarr
     except (OSError, ValueError, EOFError):
         pass  # missing or unreadable: rebuild below
     images = np.ascontiguousarray(build(), dtype=np.uint8)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".npy", dir=cache_file.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, images)
-        os.replace(tmp, cache_file)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(cache_file) as f:
+        np.save(f, images)
     return images
 
 

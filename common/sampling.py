@@ -11,14 +11,13 @@ walks through latent space, each N images from one random point to another
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from common.cli import ArgumentParser, run_cli
 from common.errors import UsageError
+from common.files import atomic_write
 from common.viz import save_grid, to_uint8
 from common.weights import load_weights
 
@@ -72,13 +71,6 @@ def sample_main(framework: str, load_generator, generate, layout: str, argv=None
 
 
 def save_npy(path, array: np.ndarray) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_write(path) as f:
+        np.save(f, array)
+    return Path(path)

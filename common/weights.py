@@ -15,14 +15,13 @@ so a file can be loaded without being told its architecture.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import WeightsError
+from common.files import atomic_write
 from common.spec import ModelSpec
 
 NETS = ("G", "D")
@@ -85,17 +84,10 @@ def save_weights(path, arrays: dict[str, np.ndarray], spec: ModelSpec) -> Path:
     nets = tuple(n for n in NETS if any(k.startswith(n + "/") for k in arrays))
     validate(arrays, spec, nets)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
     payload[SPEC_KEY] = np.array(spec.to_json())
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **payload)
     return path
 
 
