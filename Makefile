@@ -3,17 +3,21 @@
 # constraints.txt change.
 #   PYTHON=python3.12 make test      pick the interpreter (3.10-3.12)
 #   EXTRAS=torch,tf,dev make test    without a framework (e.g. MXNet on Apple silicon)
+#   FRAMEWORKS=torch,tf make demo    compare fewer frameworks
 
 PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= all,dev
+FRAMEWORKS ?= torch,tf,mx
+# A few minutes on a 2-core laptop CPU, and the shapes visibly appear.
+DEMO_FLAGS ?= --data shapes --image-size 32 --n-g 32 --n-d 32 --batch-size 64 --num-images 4096 --epochs 8 --lr 0.002
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test clean
 
 demo: $(STAMP)
-	$(BIN)/python -m common.demo
+	$(BIN)/python -m common.compare --frameworks $(FRAMEWORKS) $(DEMO_FLAGS) --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

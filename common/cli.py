@@ -79,6 +79,22 @@ def add_train_args(parser: argparse.ArgumentParser, framework: str) -> None:
                    help="progress bar (default: on a terminal only)")
 
 
+def config_argv(config) -> list[str]:
+    """The flags that make train_main resolve to `config` again (out and resume aside)."""
+    flags = {"image_size": "--image-size", "latent_dim": "--latent-dim", "n_G": "--n-g", "n_D": "--n-d",
+             "channels": "--channels", "variant": "--variant", "data": "--data", "data_dir": "--data-dir",
+             "data_url": "--data-url", "cache_dir": "--cache-dir", "num_images": "--num-images",
+             "preset": "--preset", "lr": "--lr", "epochs": "--epochs", "batch_size": "--batch-size",
+             "max_steps": "--max-steps", "seed": "--seed", "log_every": "--log-every",
+             "device": "--device", "dtype": "--dtype"}
+    argv = []
+    for field, flag in flags.items():
+        value = getattr(config, field)
+        if value is not None:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
 def train_main(framework: str, train, argv=None) -> int:
     """`python -m dcgan_<fw>.train`: the same flags and checks for every backend."""
     from common.config import config_from_args

@@ -1,4 +1,4 @@
-"""`make demo`: build G and D from the spec in every framework and print each
+"""`python -m common.describe`: build G and D from the spec in every framework and print each
 layer's output shape side by side, NCHW next to NHWC.
 
 Each framework runs in its own process (`python -m dcgan_<fw>.model --json`),
@@ -41,7 +41,7 @@ def shape_table(spec, results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(prog="python -m common.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m common.describe", description=__doc__.split("\n\n")[0])
     add_model_args(parser)
     parser.add_argument("--frameworks", default="torch,tf,mx", help="comma-separated: torch,tf,mx")
 

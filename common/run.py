@@ -3,7 +3,7 @@ noise, metrics, pictures, checkpoints and the closing line. Each backend's
 train.py owns the nets, the step and the framework-native checkpoint files,
 and calls into a `Run` in the same order:
 
-    run = Run.open(config, framework, versions, device)
+    run = Run.open(config, framework, versions, device, params)
     for epoch in run.epochs():
         for X, Z in run.batches(epoch, LAYOUT):
             run.step_done(train_step(...))
@@ -42,6 +42,7 @@ import numpy as np
 from common.config import TrainConfig
 from common.data import iterate_batches, load_images, num_batches
 from common.errors import UsageError
+from common.files import atomic_write
 from common.viz import save_grid, to_uint8
 from common.weights import save_weights
 
@@ -55,14 +56,8 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def read_metrics(out) -> list[dict]:
@@ -90,12 +85,13 @@ def python_versions() -> dict:
 
 class Run:
     def __init__(self, config: TrainConfig, framework: str, out: Path, images: np.ndarray,
-                 start_step: int, device: str, progress, to_float):
+                 start_step: int, device: str, progress, to_float, callback):
         self.config, self.framework, self.out, self.images = config, framework, out, images
         self.step = start_step
         self.device = device
         self.progress = progress
         self.to_float = to_float  # a framework scalar -> float (a host sync)
+        self.callback = callback  # called at every epoch end (a notebook's live plot)
         self.steps_per_epoch = num_batches(len(images), config.batch_size)
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
@@ -108,8 +104,8 @@ class Run:
     # -- opening ----------------------------------------------------------------
 
     @classmethod
-    def open(cls, config: TrainConfig, framework: str, versions: dict, device: str,
-             progress=None, to_float=float) -> "Run":
+    def open(cls, config: TrainConfig, framework: str, versions: dict, device: str, params: dict,
+             progress=None, to_float=float, callback=None) -> "Run":
         """Check the output directory, load the data, write config.json.
 
         A directory that holds another run is refused unless --resume is given,
@@ -141,15 +137,16 @@ class Run:
                              num_images=config.num_images, seed=config.seed)
         if config.batch_size > len(images):
             raise UsageError(f"--batch-size {config.batch_size} is larger than the dataset ({len(images)} images)")
-        run = cls(config, framework, out, images, start_step, device, progress, to_float)
-        run._write_config(versions)
+        run = cls(config, framework, out, images, start_step, device, progress, to_float, callback)
+        run._write_config(versions, params)
         if start_step:
             run._truncate_metrics(start_step)
         return run
 
-    def _write_config(self, versions: dict) -> None:
+    def _write_config(self, versions: dict, params: dict) -> None:
         write_json(self.out / "config.json", {
             "config": self.config.to_dict(), "framework": self.framework, "device": self.device,
+            "params": params,
             "versions": {**python_versions(), **versions},
             "dataset": {"images": len(self.images), "steps_per_epoch": self.steps_per_epoch},
         })
@@ -231,12 +228,15 @@ class Run:
     def _log(self, kind: str) -> dict | None:
         if not self._count:
             return None
+        # Read the sums back first: that waits for queued device work (MXNet's
+        # engine, a GPU), which belongs to this interval's time.
+        means = {k: self.to_float(self._sums[k]) / self._count for k in METRICS}
         elapsed = self._elapsed()
         examples = self._count * self.config.batch_size
         self._run_examples += examples
         self._run_time += elapsed
         line = {"kind": kind, "step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch + 1,
-                **{k: self.to_float(self._sums[k]) / self._count for k in METRICS},
+                **means,
                 "examples_per_sec": examples / elapsed if elapsed > 0 else float("inf")}
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
@@ -256,11 +256,14 @@ class Run:
         complete = self.step % self.steps_per_epoch == 0
         self._log("epoch" if complete else "partial")
         self._bar.close()
-        save_grid(to_uint8(samples, layout), SAMPLE_ROWS, SAMPLE_COLS,
+        images = to_uint8(samples, layout)
+        save_grid(images, SAMPLE_ROWS, SAMPLE_COLS,
                   self.out / "samples" / f"epoch_{epoch:03d}.png", scale=max(1, 64 // self.config.image_size))
         self._plot_losses()
         save_weights(self.out / "generator.npz", generator_arrays, self.config.spec)
         self.write_checkpoint(save_checkpoint)
+        if self.callback:
+            self.callback(epoch, read_metrics(self.out), images)
 
     def write_checkpoint(self, save_checkpoint) -> None:
         """Write the framework's state into a fresh directory, add progress.json
@@ -294,14 +297,11 @@ class Run:
         ax.set_title(f"DCGAN ({self.framework}, {self.config.data})")
         ax.legend()
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=self.out)
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=100)
-            os.replace(tmp, self.out / "losses.png")
+            with atomic_write(self.out / "losses.png") as f:
+                fig.savefig(f, format="png", dpi=100)
         finally:
             plt.close(fig)
-            Path(tmp).unlink(missing_ok=True)
 
     def finish(self) -> dict:
         """Print the book's closing line; return a summary."""
@@ -313,6 +313,7 @@ class Run:
         if self.stop_requested:
             print(f"interrupted at step {self.step}; checkpoint saved in {self.checkpoint_dir} "
                   f"(continue with --resume)", file=sys.stderr)
+        write_json(self.out / "summary.json", summary)
         if last:
             print(f"loss_D {last['loss_D']:.3f}, loss_G {last['loss_G']:.3f}, "
                   f"{speed:.1f} examples/sec on {self.device}")

@@ -13,7 +13,7 @@ from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
 from common.errors import UsageError
 from common.run import Run
 from dcgan_mx.compat import mx
-from dcgan_mx.model import LAYOUT, build_discriminator, build_generator
+from dcgan_mx.model import LAYOUT, build_discriminator, build_generator, count_params
 from dcgan_mx.sample import generate
 from dcgan_mx.weights import export_canonical, parameters
 
@@ -43,22 +43,33 @@ def make_optimizers(G, D, lr: float, epsilon: float = ADAM_EPSILON):
 loss = gluon.loss.SigmoidBCELoss()  # BCE on logits, one value per example
 
 
+def discriminator_loss(D, X, fake):
+    """1/2 [BCE(D(X), 1) + BCE(D(fake), 0)], real and fake in separate passes
+    (separate batch statistics); also returns the two logit vectors."""
+    real_logits = D(X).reshape((-1,))
+    fake_logits = D(fake).reshape((-1,))
+    loss_D = (loss(real_logits, mx.nd.ones_like(real_logits)).mean()
+              + loss(fake_logits, mx.nd.zeros_like(fake_logits)).mean()) / 2
+    return loss_D, real_logits, fake_logits
+
+
+def generator_loss(D, fake):
+    """BCE(D(fake), 1): G is rewarded when D calls its images real."""
+    fake_logits = D(fake).reshape((-1,))
+    return loss(fake_logits, mx.nd.ones_like(fake_logits)).mean()
+
+
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 1-element NDArrays."""
-    batch = X.shape[0]
-    ones = mx.nd.ones((batch,), ctx=X.context, dtype=X.dtype)
-    zeros = mx.nd.zeros((batch,), ctx=X.context, dtype=X.dtype)
     with autograd.record():
         fake = G(Z)
-        # (1) Update D: real and fake in separate passes (separate batch statistics).
-        real_logits = D(X).reshape((batch,))
-        fake_logits = D(fake.detach()).reshape((batch,))
-        loss_D = (loss(real_logits, ones).mean() + loss(fake_logits, zeros).mean()) / 2
+        # (1) Update D, with G's output held fixed.
+        loss_D, real_logits, fake_logits = discriminator_loss(D, X, fake.detach())
     loss_D.backward()
     opt_D.step(1)  # the loss is already a batch mean: no further 1/batch scaling
     # (2) Update G through the same fake, with the updated D.
     with autograd.record():
-        loss_G = loss(D(fake).reshape((batch,)), ones).mean()
+        loss_G = generator_loss(D, fake)
     loss_G.backward()
     opt_G.step(1)
     return {"loss_D": loss_D, "loss_G": loss_G,
@@ -70,18 +81,13 @@ def losses_and_gradients(G, D, X, Z):
     gradients of loss_D with respect to D and of loss_G with respect to G,
     keyed canonically. For the parity checks; nothing is updated but BN's
     running statistics (which Gluon updates in the backward pass)."""
-    batch = X.shape[0]
-    ones = mx.nd.ones((batch,), ctx=X.context, dtype=X.dtype)
-    zeros = mx.nd.zeros((batch,), ctx=X.context, dtype=X.dtype)
     with autograd.record():
         fake = G(Z)
-        real_logits = D(X).reshape((batch,))
-        fake_logits = D(fake.detach()).reshape((batch,))
-        loss_D = (loss(real_logits, ones).mean() + loss(fake_logits, zeros).mean()) / 2
+        loss_D, _, _ = discriminator_loss(D, X, fake.detach())
     loss_D.backward()
     grads = {k: p.grad().asnumpy() for k, p in parameters(D)}
     with autograd.record():
-        loss_G = loss(D(fake).reshape((batch,)), ones).mean()
+        loss_G = generator_loss(D, fake)
     loss_G.backward()
     grads.update({k: p.grad().asnumpy() for k, p in parameters(G)})
     return {"loss_D": loss_D.asscalar(), "loss_G": loss_G.asscalar()}, grads
@@ -105,12 +111,14 @@ def versions() -> dict:
     return {"mxnet": mx.__version__}
 
 
-def train(config: TrainConfig, progress=None) -> dict:
+def train(config: TrainConfig, progress=None, callback=None) -> dict:
+    """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     device = pick_device(config.device)
-    run = Run.open(config, "mx", versions(), describe_device(device), progress,
-                   to_float=lambda a: a.asscalar())
     G = build_generator(config.spec, config.seed, config.dtype)
     D = build_discriminator(config.spec, config.seed + 1, config.dtype)
+    run = Run.open(config, "mx", versions(), describe_device(device),
+                   {"G": count_params(G), "D": count_params(D)}, progress,
+                   to_float=lambda a: a.asscalar(), callback=callback)
     G.collect_params().reset_ctx(device)
     D.collect_params().reset_ctx(device)
     G.ctx = D.ctx = device

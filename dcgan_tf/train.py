@@ -13,7 +13,7 @@ from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
 from common.errors import UsageError
 from common.run import Run
 from dcgan_tf.compat import keras, tf
-from dcgan_tf.model import LAYOUT, build_discriminator, build_generator
+from dcgan_tf.model import LAYOUT, build_discriminator, build_generator, count_params
 from dcgan_tf.sample import generate
 from dcgan_tf.weights import export_canonical, parameters, to_canonical
 
@@ -47,26 +47,35 @@ def loss(y, logits):
     return tf.reduce_mean(keras.losses.binary_crossentropy(y, logits, from_logits=True))
 
 
-def train_step(G, D, opt_G, opt_D, X, Z):
-    """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as scalar tensors.
+def discriminator_loss(D, X, fake):
+    """1/2 [BCE(D(X), 1) + BCE(D(fake), 0)], real and fake in separate passes
+    (separate batch statistics); also returns the two logit vectors.
+    training=True: without it Keras runs batch norm on its moving statistics
+    (the book's TF version never passed it)."""
+    real_logits = tf.reshape(D(X, training=True), (-1, 1))
+    fake_logits = tf.reshape(D(fake, training=True), (-1, 1))
+    loss_D = (loss(tf.ones_like(real_logits), real_logits)
+              + loss(tf.zeros_like(fake_logits), fake_logits)) / 2
+    return loss_D, real_logits, fake_logits
 
-    Every call passes training=True: without it Keras runs batch norm on its
-    moving statistics (the book's TF version never passed it).
-    """
-    batch = tf.shape(X)[0]
-    ones = tf.ones((batch, 1), dtype=X.dtype)
-    zeros = tf.zeros((batch, 1), dtype=X.dtype)
+
+def generator_loss(D, fake):
+    """BCE(D(fake), 1): G is rewarded when D calls its images real."""
+    fake_logits = tf.reshape(D(fake, training=True), (-1, 1))
+    return loss(tf.ones_like(fake_logits), fake_logits)
+
+
+def train_step(G, D, opt_G, opt_D, X, Z):
+    """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as scalar tensors."""
     with tf.GradientTape() as tape_G:
         fake = G(Z, training=True)
-        # (1) Update D: real and fake in separate passes (separate batch statistics).
+        # (1) Update D, with G's output held fixed.
         with tf.GradientTape() as tape_D:
-            real_logits = tf.reshape(D(X, training=True), (batch, 1))
-            fake_logits = tf.reshape(D(tf.stop_gradient(fake), training=True), (batch, 1))
-            loss_D = (loss(ones, real_logits) + loss(zeros, fake_logits)) / 2
+            loss_D, real_logits, fake_logits = discriminator_loss(D, X, tf.stop_gradient(fake))
         grads_D = tape_D.gradient(loss_D, D.trainable_variables)
         opt_D.apply_gradients(zip(grads_D, D.trainable_variables))
         # (2) Update G through the same fake, with the updated D.
-        loss_G = loss(ones, tf.reshape(D(fake, training=True), (batch, 1)))
+        loss_G = generator_loss(D, fake)
     grads_G = tape_G.gradient(loss_G, G.trainable_variables)
     opt_G.apply_gradients(zip(grads_G, G.trainable_variables))
     return {"loss_D": loss_D, "loss_G": loss_G,
@@ -78,17 +87,12 @@ def losses_and_gradients(G, D, X, Z):
     gradients of loss_D with respect to D and of loss_G with respect to G,
     keyed canonically. For the parity checks; nothing is updated but BN's
     moving statistics."""
-    batch = tf.shape(X)[0]
-    ones = tf.ones((batch, 1), dtype=X.dtype)
-    zeros = tf.zeros((batch, 1), dtype=X.dtype)
     keys_D, vars_D = zip(*parameters(D))
     keys_G, vars_G = zip(*parameters(G))
     with tf.GradientTape(persistent=True) as tape:
         fake = G(Z, training=True)
-        real_logits = tf.reshape(D(X, training=True), (batch, 1))
-        fake_logits = tf.reshape(D(tf.stop_gradient(fake), training=True), (batch, 1))
-        loss_D = (loss(ones, real_logits) + loss(zeros, fake_logits)) / 2
-        loss_G = loss(ones, tf.reshape(D(fake, training=True), (batch, 1)))
+        loss_D, _, _ = discriminator_loss(D, X, tf.stop_gradient(fake))
+        loss_G = generator_loss(D, fake)
     grads = dict(zip(keys_D, tape.gradient(loss_D, vars_D)))
     grads.update(zip(keys_G, tape.gradient(loss_G, vars_G)))
     return ({"loss_D": float(loss_D), "loss_G": float(loss_G)},
@@ -115,12 +119,14 @@ def versions() -> dict:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def train(config: TrainConfig, progress=None) -> dict:
+def train(config: TrainConfig, progress=None, callback=None) -> dict:
+    """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     device = pick_device(config.device)
-    run = Run.open(config, "tf", versions(), describe_device(device), progress)
     with tf.device(device):
         G = build_generator(config.spec, config.seed, config.dtype)
         D = build_discriminator(config.spec, config.seed + 1, config.dtype)
+        run = Run.open(config, "tf", versions(), describe_device(device),
+                       {"G": count_params(G), "D": count_params(D)}, progress, callback=callback)
         opt_G, opt_D = make_optimizers(G, D, config.lr)
         if run.resuming:
             load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)

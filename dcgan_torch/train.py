@@ -29,7 +29,7 @@ from common.cli import train_main
 from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
 from common.errors import UsageError
 from common.run import Run
-from dcgan_torch.model import LAYOUT, build_discriminator, build_generator
+from dcgan_torch.model import LAYOUT, build_discriminator, build_generator, count_params
 from dcgan_torch.sample import generate
 from dcgan_torch.weights import export_canonical, parameters
 
@@ -69,23 +69,34 @@ def fold_epsilon(opt) -> None:
 loss = nn.BCEWithLogitsLoss()  # BCE on logits, mean over the batch
 
 
+def discriminator_loss(D, X, fake):
+    """1/2 [BCE(D(X), 1) + BCE(D(fake), 0)], real and fake in separate passes
+    (separate batch statistics); also returns the two logit vectors."""
+    real_logits = D(X).reshape(-1)
+    fake_logits = D(fake).reshape(-1)
+    loss_D = (loss(real_logits, torch.ones_like(real_logits))
+              + loss(fake_logits, torch.zeros_like(fake_logits))) / 2
+    return loss_D, real_logits, fake_logits
+
+
+def generator_loss(D, fake):
+    """BCE(D(fake), 1): G is rewarded when D calls its images real."""
+    fake_logits = D(fake).reshape(-1)
+    return loss(fake_logits, torch.ones_like(fake_logits))
+
+
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 0-d tensors."""
-    batch = X.shape[0]
-    ones = torch.ones(batch, device=X.device, dtype=X.dtype)
-    zeros = torch.zeros(batch, device=X.device, dtype=X.dtype)
     fake = G(Z)
-    # (1) Update D: real and fake in separate passes (separate batch statistics).
+    # (1) Update D, with G's output held fixed.
     opt_D.zero_grad(set_to_none=True)
-    real_logits = D(X).reshape(batch)
-    fake_logits = D(fake.detach()).reshape(batch)
-    loss_D = (loss(real_logits, ones) + loss(fake_logits, zeros)) / 2
+    loss_D, real_logits, fake_logits = discriminator_loss(D, X, fake.detach())
     loss_D.backward()
     fold_epsilon(opt_D)
     opt_D.step()
     # (2) Update G through the same fake, with the updated D.
     opt_G.zero_grad(set_to_none=True)
-    loss_G = loss(D(fake).reshape(batch), ones)
+    loss_G = generator_loss(D, fake)
     loss_G.backward()
     fold_epsilon(opt_G)
     opt_G.step()
@@ -99,14 +110,9 @@ def losses_and_gradients(G, D, X, Z):
     gradients of loss_D with respect to D and of loss_G with respect to G,
     keyed canonically. For the parity checks; nothing is updated but BN's
     running statistics."""
-    batch = X.shape[0]
-    ones = torch.ones(batch, device=X.device, dtype=X.dtype)
-    zeros = torch.zeros(batch, device=X.device, dtype=X.dtype)
     fake = G(Z)
-    real_logits = D(X).reshape(batch)
-    fake_logits = D(fake.detach()).reshape(batch)
-    loss_D = (loss(real_logits, ones) + loss(fake_logits, zeros)) / 2
-    loss_G = loss(D(fake).reshape(batch), ones)
+    loss_D, _, _ = discriminator_loss(D, X, fake.detach())
+    loss_G = generator_loss(D, fake)
     keys_D, params_D = zip(*parameters(D))
     keys_G, params_G = zip(*parameters(G))
     grads = dict(zip(keys_D, torch.autograd.grad(loss_D, params_D)))
@@ -134,11 +140,13 @@ def versions() -> dict:
     return {"torch": torch.__version__}
 
 
-def train(config: TrainConfig, progress=None) -> dict:
+def train(config: TrainConfig, progress=None, callback=None) -> dict:
+    """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     device = pick_device(config.device)
-    run = Run.open(config, "torch", versions(), describe_device(device), progress)
     G = build_generator(config.spec, config.seed, config.dtype).to(device)
     D = build_discriminator(config.spec, config.seed + 1, config.dtype).to(device)
+    run = Run.open(config, "torch", versions(), describe_device(device),
+                   {"G": count_params(G), "D": count_params(D)}, progress, callback=callback)
     opt_G, opt_D = make_optimizers(G, D, config.lr)
     if run.resuming:
         load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)

@@ -16,7 +16,7 @@ def run(*args):
 
 @pytest.mark.skipif(not all(map(is_installed, ("torch", "tf", "mx"))), reason="needs all three")
 def test_demo_prints_the_side_by_side_table():
-    proc = run("common.demo", "--image-size", "32", "--n-g", "8", "--n-d", "8")
+    proc = run("common.describe", "--image-size", "32", "--n-g", "8", "--n-d", "8")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     header = next(l for l in lines if l.startswith("net"))
@@ -35,7 +35,7 @@ def test_demo_prints_the_side_by_side_table():
     (["--frameworks", "jax"], "unknown framework jax"),
 ])
 def test_demo_misuse_is_one_line_and_status_2(args, message):
-    proc = run("common.demo", *args)
+    proc = run("common.describe", *args)
     assert proc.returncode == 2
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert message in proc.stderr

@@ -72,6 +72,6 @@ def test_tensorflow_first_then_plain_torch_works():
 
 
 def test_common_imports_no_framework():
-    proc = run("import sys, common.spec, common.weights, common.cli, common.frameworks, common.demo\n"
+    proc = run("import sys, common.spec, common.weights, common.cli, common.frameworks, common.describe\n"
                "print(sorted(m for m in ('torch', 'tensorflow', 'mxnet', 'keras') if m in sys.modules))")
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
