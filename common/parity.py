@@ -120,6 +120,19 @@ def make_inputs(image_size=64, n_G=64, n_D=64, steps=5, step_width=16, batch=8, 
             "epsilon": epsilon, "step_dtype": step_dtype}
 
 
+def run_steps(step, export, batches, noises, record) -> dict:
+    """Run step(X, Z) -> {loss_D, loss_G, d_real, d_fake} (floats) over the
+    batches; keep every step's losses and, at the steps in `record`, the
+    state export() returns (canonical arrays)."""
+    out, losses = {}, []
+    for n, (X, Z) in enumerate(zip(batches, noises), 1):
+        metrics = step(X, Z)
+        losses.append([metrics[k] for k in ("loss_D", "loss_G", "d_real", "d_fake")])
+        if n in record:
+            out.update({f"step{n}/{k}": v for k, v in export().items()})
+    return {**out, "losses": np.array(losses)}
+
+
 def compute(framework_module, inputs: dict) -> dict:
     """Run one backend's parity module on the inputs (in this process)."""
     args = inputs["spec"], inputs["arrays"], inputs["X"], inputs["Z"]

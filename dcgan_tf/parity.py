@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.parity import parity_main
+from common.parity import parity_main, run_steps
 from dcgan_tf.compat import tf
 from dcgan_tf.model import build_discriminator, build_generator
 from dcgan_tf.train import compile_step, losses_and_gradients, make_optimizers
@@ -42,14 +42,13 @@ def forward_and_gradients(spec, arrays, X, Z, dtype) -> dict:
 def training_steps(spec, arrays, batches, noises, lr, record, dtype, epsilon) -> dict:
     G, D = nets(spec, arrays, dtype)
     opt_G, opt_D = make_optimizers(G, D, lr, epsilon)
-    step_fn = compile_step(G, D, opt_G, opt_D)
-    out, losses = {}, []
-    for step, (X, Z) in enumerate(zip(batches, noises), 1):
-        metrics = step_fn(nhwc(X, dtype), nhwc(Z, dtype))
-        losses.append([float(metrics[k]) for k in ("loss_D", "loss_G", "d_real", "d_fake")])
-        if step in record:
-            out.update({f"step{step}/{k}": v for k, v in {**export_canonical(G), **export_canonical(D)}.items()})
-    return {**out, "losses": np.array(losses)}
+    compiled = compile_step(G, D, opt_G, opt_D)
+
+    def step(X, Z):
+        metrics = compiled(nhwc(X, dtype), nhwc(Z, dtype))
+        return {k: float(v) for k, v in metrics.items()}
+
+    return run_steps(step, lambda: {**export_canonical(G), **export_canonical(D)}, batches, noises, record)
 
 
 if __name__ == "__main__":

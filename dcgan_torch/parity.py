@@ -4,10 +4,9 @@ NumPy out, NCHW and canonical layout."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from common.parity import parity_main
+from common.parity import parity_main, run_steps
 from dcgan_torch.model import build_discriminator, build_generator
 from dcgan_torch.train import losses_and_gradients, make_optimizers, train_step
 from dcgan_torch.weights import export_canonical, load_canonical
@@ -35,13 +34,12 @@ def forward_and_gradients(spec, arrays, X, Z, dtype) -> dict:
 def training_steps(spec, arrays, batches, noises, lr, record, dtype, epsilon) -> dict:
     G, D = nets(spec, arrays, dtype)
     opt_G, opt_D = make_optimizers(G, D, lr, epsilon)
-    out, losses = {}, []
-    for step, (X, Z) in enumerate(zip(batches, noises), 1):
+
+    def step(X, Z):
         metrics = train_step(G, D, opt_G, opt_D, torch.from_numpy(X.astype(dtype)), torch.from_numpy(Z.astype(dtype)))
-        losses.append([float(metrics[k]) for k in ("loss_D", "loss_G", "d_real", "d_fake")])
-        if step in record:
-            out.update({f"step{step}/{k}": v for k, v in {**export_canonical(G), **export_canonical(D)}.items()})
-    return {**out, "losses": np.array(losses)}
+        return {k: float(v) for k, v in metrics.items()}
+
+    return run_steps(step, lambda: {**export_canonical(G), **export_canonical(D)}, batches, noises, record)
 
 
 if __name__ == "__main__":
