@@ -4,7 +4,6 @@ NumPy out, NCHW and canonical layout."""
 
 from __future__ import annotations
 
-
 from common.parity import parity_main, run_steps
 from dcgan_mx.compat import mx
 from dcgan_mx.model import build_discriminator, build_generator
