@@ -28,7 +28,7 @@ from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train
                         run_cli)
 from common.config import config_from_args
 from common.errors import UsageError
-from common.frameworks import FRAMEWORKS, install_hint, is_installed, parse_frameworks, run_module
+from common.frameworks import install_hint, is_installed, parse_frameworks, run_module
 from common.run import read_metrics, write_text
 
 VERSION_KEYS = {"torch": "torch", "tf": "tensorflow", "mx": "mxnet"}

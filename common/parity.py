@@ -42,7 +42,7 @@ import numpy as np
 from common.cli import ArgumentParser, run_cli
 from common.config import PRESETS
 from common.data import iterate_batches, make_shapes
-from common.frameworks import FRAMEWORKS, install_hint, is_installed, parse_frameworks, run_module
+from common.frameworks import install_hint, is_installed, parse_frameworks, run_module
 from common.run import step_noise
 from common.spec import ModelSpec
 from common.weights import init_weights

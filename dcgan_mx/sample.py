@@ -17,8 +17,8 @@ def load_generator(spec, arrays):
 def generate(G, Z: np.ndarray) -> np.ndarray:
     """G(Z) in inference mode (BN on running statistics), as NumPy in LAYOUT
     (NCHW); Z is (num, latent, 1, 1)."""
-    ctx = getattr(G, "ctx", mx.cpu())
-    dtype = next(iter(G.collect_params().values())).dtype
+    param = next(iter(G.collect_params().values()))  # where G lives and in what precision
+    ctx, dtype = param.list_ctx()[0], param.dtype
     with mx.autograd.predict_mode():
         images = G(mx.nd.array(np.asarray(Z).reshape(len(Z), -1, 1, 1), ctx=ctx, dtype=dtype))
     return images.asnumpy()

@@ -101,8 +101,8 @@ def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
 
 
 def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
-    G.load_parameters(str(directory / "G.params"), ctx=G.ctx)
-    D.load_parameters(str(directory / "D.params"), ctx=D.ctx)
+    G.load_parameters(str(directory / "G.params"), ctx=G.collect_params().list_ctx())
+    D.load_parameters(str(directory / "D.params"), ctx=D.collect_params().list_ctx())
     opt_G.load_states(str(directory / "opt_G.states"))
     opt_D.load_states(str(directory / "opt_D.states"))
 
@@ -121,7 +121,6 @@ def train(config: TrainConfig, progress=None, callback=None) -> dict:
                    to_float=lambda a: a.asscalar(), callback=callback)
     G.collect_params().reset_ctx(device)
     D.collect_params().reset_ctx(device)
-    G.ctx = D.ctx = device
     opt_G, opt_D = make_optimizers(G, D, config.lr)
     if run.resuming:
         load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)

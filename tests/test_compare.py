@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common import compare, frameworks
+from common import compare
 from common.cli import ArgumentParser, add_data_args, add_model_args, add_train_args, config_argv
 from common.config import TrainConfig, config_from_args
 from common.frameworks import is_installed, quiet_env

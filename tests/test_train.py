@@ -15,7 +15,7 @@ from PIL import Image
 from common.config import TrainConfig
 from common.run import read_metrics
 from common.sampling import sample_noise
-from common.weights import load_weights, save_weights
+from common.weights import load_weights
 from common.frameworks import quiet_env
 from helpers import BACKENDS
 
