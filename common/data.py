@@ -282,11 +282,20 @@ def resize_all(gray: np.ndarray, image_size: int, channels: int) -> np.ndarray:
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [250, 250, 250], [30, 30, 30]],
                    np.uint8)
+SHAPE_KINDS = ("disc", "square", "triangle")
+# Bump when make_shapes draws different images for the same seed: caches keyed by it
+# (a quality judge trained on shapes, say) are then rebuilt.
+SHAPES_VERSION = "shapes-v1"
 
 
-def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int = 0, labels: bool = False):
     """Coloured discs, squares and triangles on plain backgrounds, uint8 (N, S, S, C).
-    Deterministic in the seed; about a second for 10,000 at 64x64."""
+    Deterministic in the seed; about a second for 10,000 at 64x64.
+
+    labels=True also returns what each image is: a dict of (N,) arrays "kind"
+    (an index into SHAPE_KINDS), "fg" and "bg" (indices into PALETTE), and the
+    shape's "radius", "cx" and "cy" in pixels.
+    """
     if num_images < 1:
         raise DataError(f"--num-images must be >= 1, got {num_images}")
     rng = np.random.default_rng(seed)
@@ -313,7 +322,9 @@ def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int =
         out[sl] = np.where(mask[..., None], PALETTE[fg[sl]][:, None, None], PALETTE[bg[sl]][:, None, None])
     if channels == 1:
         gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.round(gray).astype(np.uint8)[..., None]
+        out = np.round(gray).astype(np.uint8)[..., None]
+    if labels:
+        return out, {"kind": kind, "fg": fg, "bg": bg, "radius": r, "cx": cx, "cy": cy}
     return out
 
 
