@@ -14,13 +14,17 @@ DEMO_FLAGS ?= --data shapes --image-size 32 --n-g 32 --n-d 32 --batch-size 64 --
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test test-fast clean
 
 demo: $(STAMP)
 	$(BIN)/python -m common.compare --frameworks $(FRAMEWORKS) $(DEMO_FLAGS) --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick subset while developing (no subprocesses, no long training): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

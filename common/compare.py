@@ -1,60 +1,94 @@
 """Train the same DCGAN in several frameworks, side by side, and report.
 
     python -m common.compare --frameworks torch,tf,mx [training flags...] --out DIR
+    python -m common.compare --resume --out DIR      # continue an interrupted comparison
 
 Each framework trains in its own process (`python -m dcgan_<fw>.train`) with
 the same resolved config and seed, into DIR/<fw>/; its output goes to
 DIR/<fw>.log. A framework that crashes is reported and the others still run.
 Then:
 
-    DIR/compare.png  loss curves overlaid, the final sample grids, examples/sec
-    DIR/report.md    one row per framework: version, device, parameters of G and D,
-                     examples/sec, final losses, wall time, and the largest
-                     per-step loss difference from the other frameworks
+    DIR/compare.png    loss curves overlaid, the final sample grids, examples/sec
+    DIR/report.md      one row per framework: version, device, parameters of G and D,
+                       examples/sec, final losses, wall time, and the largest
+                       per-step loss difference from the other frameworks
+    DIR/compare.json   the config and each framework's status, for --resume
 
+Ctrl-C stops the framework in training after its current step (it writes a
+checkpoint), starts no other, and writes the report for what finished;
+`--resume` then trains what did not finish, each from its own checkpoint.
 Per-step losses are logged at every step (--log-every 1 unless given).
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from common.backends import FRAMEWORKS, install_hint, is_installed, package, parse_frameworks, quiet_env
 from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train_args, config_argv,
-                        run_cli)
-from common.config import config_from_args
-from common.errors import UsageError
-from common.frameworks import install_hint, is_installed, parse_frameworks, run_module
-from common.run import read_metrics, write_text
+                        config_from_args, given, run_cli)
+from common.config import TrainConfig
+from common.data import DataSource
+from common.errors import EXIT_INTERRUPTED, UsageError
+from common.rundir import CHECKPOINT, PROGRESS, read_metrics, write_json, write_text
+from common.signals import StopRequests
+from common.spec import ModelSpec
 
-VERSION_KEYS = {"torch": "torch", "tf": "tensorflow", "mx": "mxnet"}
+RECORD = "compare.json"
 
 
-def run_framework(name: str, config, out: Path) -> dict:
-    """Train one framework in a subprocess; what it left behind, or why it failed."""
-    result = {"framework": name, "ok": False}
+def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests | None = None) -> dict:
+    """Train one framework in its own process (resuming its checkpoint if
+    there is one); what it left behind, or why it failed. A stop request is
+    passed on to the child, once: it finishes its step and checkpoints."""
+    result = {"framework": name, "ok": False, "status": "failed"}
     if not is_installed(name):
         result["error"] = install_hint(name)
         return result
-    start = time.perf_counter()
-    proc = run_module(name, "train", config_argv(config) + ["--out", out / name, "--no-progress"])
-    result["wall_s"] = time.perf_counter() - start
-    write_text(out / f"{name}.log", proc.stdout + proc.stderr)
     run_dir = out / name
-    if proc.returncode != 0 or not (run_dir / "summary.json").exists():
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        result["error"] = f"{name}: failed (exit status {proc.returncode}): {lines[-1] if lines else 'no output'}"
+    argv = config_argv(config) + ["--out", str(run_dir), "--no-progress"]
+    if (run_dir / CHECKPOINT / PROGRESS).exists():
+        argv.append("--resume")
+    start = time.perf_counter()
+    with open(out / f"{name}.log", "a") as log:
+        # Its own session: a Ctrl-C at the terminal reaches this process only,
+        # which passes it on exactly once (a second would stop the child at once).
+        child = subprocess.Popen([sys.executable, "-m", f"{package(name)}.train", *argv], stdout=log,
+                                 stderr=subprocess.STDOUT, env=quiet_env(), start_new_session=True)
+        passed_on = False
+        while child.poll() is None:
+            if stop is not None and stop.requested is not None and not passed_on:
+                child.send_signal(signal.SIGINT)
+                passed_on = True
+            try:
+                child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    result["wall_s"] = time.perf_counter() - start
+    if child.returncode == EXIT_INTERRUPTED:
+        result.update(status="interrupted", error=f"{name}: interrupted; checkpoint kept (continue with --resume)")
         return result
+    if child.returncode != 0 or not (run_dir / "summary.json").exists():
+        lines = (out / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        result["error"] = f"{name}: failed (exit status {child.returncode}): {lines[-1] if lines else 'no output'}"
+        return result
+    return {**result, **collect(name, run_dir), "ok": True, "status": "done"}
+
+
+def collect(name: str, run_dir: Path) -> dict:
+    """What a finished run left: versions, device, sizes, summary, metrics, last samples."""
     saved = json.loads((run_dir / "config.json").read_text())
     samples = sorted((run_dir / "samples").glob("epoch_*.png"))
-    result.update(ok=True, version=saved["versions"].get(VERSION_KEYS[name], "?"), device=saved["device"],
-                  params=saved["params"], summary=json.loads((run_dir / "summary.json").read_text()),
-                  metrics=read_metrics(run_dir), samples=samples[-1] if samples else None)
-    return result
+    return {"version": saved["versions"].get(FRAMEWORKS[name].version_key, "?"), "device": saved["device"],
+            "params": saved["params"], "summary": json.loads((run_dir / "summary.json").read_text()),
+            "metrics": read_metrics(run_dir), "samples": samples[-1] if samples else None}
 
 
 def largest_step_differences(results: list[dict]) -> dict[str, float]:
@@ -76,8 +110,8 @@ def report(results: list[dict], config) -> str:
     rows = []
     for r in results:
         if not r["ok"]:
-            rows.append([r["framework"], "—", "—", "—", "—", "—", "—", "—", f"{r.get('wall_s', 0):.1f}",
-                         "failed"])
+            rows.append([r["framework"], "—", "—", "—", "—", "—", "—", "—", f"{r.get('wall_s') or 0:.1f}",
+                         r["status"]])
             continue
         s = r["summary"]
         rows.append([r["framework"], r["version"], r["device"], f"{r['params']['G']:,}", f"{r['params']['D']:,}",
@@ -87,7 +121,7 @@ def report(results: list[dict], config) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     spec = config.spec
     text = (f"# DCGAN: {', '.join(r['framework'] for r in results)} side by side\n\n"
-            f"data `{config.data}`, {spec.image_size}x{spec.image_size}, widths {spec.n_G}/{spec.n_D}, "
+            f"data `{config.data.name}`, {spec.image_size}x{spec.image_size}, widths {spec.n_G}/{spec.n_D}, "
             f"batch {config.batch_size}, lr {config.lr}, epochs {config.epochs}"
             + (f", max steps {config.max_steps}" if config.max_steps else "") + f", seed {config.seed}\n\n"
             + "\n".join(lines) + "\n")
@@ -132,40 +166,78 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = ArgumentParser(prog="python -m common.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frameworks", default="torch,tf,mx", help="comma-separated (default torch,tf,mx)")
+    parser.add_argument("--frameworks", help="comma-separated (default torch,tf,mx)")
     add_model_args(parser)
     add_data_args(parser)
     add_train_args(parser, "compare")
-    parser.set_defaults(log_every=None)
 
     def run(argv):
         args = parser.parse_args(argv)
-        try:
-            names = parse_frameworks(args.frameworks)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        out = Path(args.out).expanduser()
         if args.resume:
-            raise UsageError("--resume is not supported by compare; resume each framework's run itself")
-        out = Path(args.out or "runs/compare").expanduser()
-        if out.exists() and any(out.iterdir()):
-            raise UsageError(f"--out {out} is not empty; choose another --out")
-        args.max_steps = 1 if args.dry_run else args.max_steps
-        args.log_every = 1 if args.log_every is None else args.log_every
-        args.out = str(out / "_")  # checked here; each framework gets out/<name>
-        config = config_from_args(args)
+            config, names, statuses = resume_state(args, out)
+        else:
+            if out.exists() and any(out.iterdir()):
+                raise UsageError(f"--out {out} is not empty; choose another --out, or --resume it")
+            names = frameworks_from(args.frameworks or "torch,tf,mx")
+            if args.log_every is None:
+                args.log_every = 1
+            args.out = str(out / "_")  # each framework gets out/<name>
+            config = config_from_args(args)
+            statuses = {}
         out.mkdir(parents=True, exist_ok=True)
         results = []
-        for name in names:
-            print(f"training {name} ...", file=sys.stderr, flush=True)
-            results.append(run_framework(name, config, out))
+        with StopRequests() as stop:
+            for name in names:
+                if statuses.get(name, {}).get("status") == "done":
+                    results.append({"framework": name, "ok": True, "status": "done",
+                                    "wall_s": statuses[name]["wall_s"], **collect(name, out / name)})
+                elif stop.requested is not None:
+                    results.append({"framework": name, "ok": False, "status": "not started",
+                                    "error": f"{name}: not started (interrupted; continue with --resume)"})
+                else:
+                    print(f"training {name} ...", file=sys.stderr, flush=True)
+                    results.append(run_framework(name, config, out, stop))
+                statuses[name] = {k: results[-1].get(k) for k in ("status", "wall_s")}
+                write_json(out / RECORD, {"config": config.to_dict(), "frameworks": names, "status": statuses})
         text = report(results, config)
         write_text(out / "report.md", text)
         if any(r["ok"] for r in results):
             plot(results, out / "compare.png")
         print(text.replace("\n![comparison](compare.png)\n", f"\nwritten: {out / 'report.md'}, {out / 'compare.png'}"))
+        if stop.requested is not None:
+            return EXIT_INTERRUPTED
         return 0 if all(r["ok"] for r in results) else 1
 
     return run_cli(parser.prog, run, argv)
+
+
+def frameworks_from(text: str) -> list[str]:
+    try:
+        return parse_frameworks(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def resume_state(args, out: Path):
+    """The saved comparison in `out`, with any flag given now applied (only
+    those a resumed run may change)."""
+    record = out / RECORD
+    if not record.exists():
+        raise UsageError(f"--resume: {out} holds no comparison ({RECORD} is missing)")
+    saved = json.loads(record.read_text())
+    base = TrainConfig.from_dict(saved["config"])
+    changes = {k: v for cls in (ModelSpec, DataSource, TrainConfig) for k, v in given(args, cls).items()
+               if v is not None and k not in ("out", "resume")}
+    config = base.replace(**changes)
+    diffs = config.differences(base)
+    if diffs:
+        raise UsageError(f"--resume: {out} holds a comparison with another config ({'; '.join(diffs)})")
+    names = frameworks_from(args.frameworks) if args.frameworks else saved["frameworks"]
+    statuses = saved.get("status", {})
+    if config != base:  # more epochs or steps: every framework trains on
+        statuses = {n: {**st, "status": "resumable"} for n, st in statuses.items()}
+    return config, names, statuses
 
 
 if __name__ == "__main__":

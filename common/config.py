@@ -1,4 +1,13 @@
-"""TrainConfig: every setting of a run, resolved from a preset and the flags.
+"""TrainConfig: every setting of a run, resolved from a preset and the flags
+(docs/design.md §4).
+
+A config is three dataclasses, each validating its own fields once:
+
+    TrainConfig(spec=ModelSpec(...), data=DataSource(...), lr=..., epochs=..., ...)
+
+Every field is also a flag (`common.options`), so the command line, the
+flags a comparison hands to each framework (`common.cli.config_argv`) and the
+messages all derive from the fields.
 
 Presets (an explicit flag always wins):
 
@@ -12,11 +21,14 @@ norm never ran in training mode; this project runs one setting in all three.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.data import DataSource
 from common.errors import UsageError
+from common.options import flag_of, option, options
 from common.spec import ModelSpec
 
 PRESETS = {
@@ -31,87 +43,105 @@ PRESETS = {
 BETA1, BETA2, ADAM_EPSILON = 0.5, float(np.float32(0.999)), 1e-8
 DEVICES = ("auto", "cpu", "gpu")
 DTYPES = ("float32", "float64")
-# Fields a resumed run may change: how long it runs and how it reports, not what it computes.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "device", "out", "resume")
+# Fields a resumed run may change: how long it runs, where it reads its data
+# from and how it reports, not what it computes.
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "device", "out", "resume", "data_url", "cache_dir")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # model
-    image_size: int = 64
-    latent_dim: int = 100
-    n_G: int = 64
-    n_D: int = 64
-    channels: int = 3
-    variant: str = "d2l"
-    # data
-    data: str = "shapes"
-    data_dir: str | None = None
-    data_url: str | None = None
-    cache_dir: str | None = None
-    num_images: int | None = None
-    # training
-    preset: str = "d2l"
-    lr: float = 0.005
-    epochs: int = 20
-    batch_size: int = 256
-    max_steps: int | None = None
-    # run
-    seed: int = 0
-    out: str = "runs/dcgan"
-    resume: bool = False
-    log_every: int = 0
-    device: str = "auto"
-    dtype: str = "float32"  # float64: to see the three frameworks agree where rounding cannot hide a difference
+    spec: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSource = field(default_factory=DataSource)
+    preset: str = option("d2l", "d2l (default): lr 0.005, 20 epochs, batch 256; "
+                                "paper: lr 0.0002, 25 epochs, batch 128, variant paper", choices=tuple(PRESETS))
+    batch_size: int = option(256, "examples per step", "--batchSize")
+    epochs: int = option(20, "passes over the data", "--niter")
+    max_steps: int | None = option(None, "stop after this many steps in all")
+    lr: float = option(0.005, "Adam learning rate of G and D (beta1 0.5, beta2 0.999, eps 1e-8)")
+    lr_G: float | None = option(None, "G's learning rate (default: --lr)")
+    lr_D: float | None = option(None, "D's learning rate (default: --lr)")
+    seed: int = option(0, "weights, noise and data order (default 0)", "--manualSeed")
+    out: str = option("runs/dcgan", "run directory (default runs/<framework>)", "--outf")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    log_every: int = option(0, "also log every N steps (default: per epoch)")
+    device: str = option("auto", "auto (default): a GPU if there is one", choices=DEVICES)
+    # float64: to see the three frameworks agree where rounding cannot hide a difference
+    dtype: str = option("float32", "float64 shows the frameworks agree to ~1e-12 "
+                                   "(slow; for checking, not training)", choices=DTYPES)
 
     def __post_init__(self):
-        self.spec  # validates the model fields
         checks = [
             ("epochs", self.epochs >= 1, "must be >= 1"),
             ("batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("lr", self.lr > 0, "must be > 0"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "must be a finite number > 0"),
+            ("lr_G", self.lr_G is None or (math.isfinite(self.lr_G) and self.lr_G > 0), "must be a finite number > 0"),
+            ("lr_D", self.lr_D is None or (math.isfinite(self.lr_D) and self.lr_D > 0), "must be a finite number > 0"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be >= 1"),
-            ("num_images", self.num_images is None or self.num_images >= 1, "must be >= 1"),
             ("log_every", self.log_every >= 0, "must be >= 0 (0: once per epoch)"),
+            ("seed", 0 <= self.seed < 2**63, "must be a non-negative integer"),
             ("preset", self.preset in PRESETS, f"must be one of {', '.join(PRESETS)}"),
             ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
             ("dtype", self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}"),
         ]
         for name, ok, rule in checks:
             if not ok:
-                raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")
-        if self.data == "folder" and not self.data_dir:
-            raise ValueError("--data folder needs --data-dir DIR")
+                raise UsageError(f"{name} {rule}, got {getattr(self, name)!r}")
 
     @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec(latent_dim=self.latent_dim, n_G=self.n_G, n_D=self.n_D,
-                         channels=self.channels, image_size=self.image_size, variant=self.variant)
+    def learning_rates(self) -> tuple[float, float]:
+        """(G's, D's): --lr-g and --lr-d where given, else --lr."""
+        return (self.lr if self.lr_G is None else self.lr_G, self.lr if self.lr_D is None else self.lr_D)
+
+    # -- flat views: a field's name is unique across the three dataclasses ------
+
+    def flat(self) -> dict:
+        """Every setting by field name: spec's and data's fields beside the run's own."""
+        own = {f.name: getattr(self, f.name) for f in options(TrainConfig)}
+        return {**dataclasses.asdict(self.spec), **dataclasses.asdict(self.data), **own}
+
+    @classmethod
+    def from_flat(cls, values: dict) -> "TrainConfig":
+        """The inverse of flat(); unknown names are ignored, missing ones take defaults."""
+        pick = lambda kind: {f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values}
+        return cls(spec=ModelSpec(**pick(ModelSpec)), data=DataSource(**pick(DataSource)),
+                   **{k: v for k, v in pick(cls).items() if k not in ("spec", "data")})
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some settings changed, by field name (lr=..., n_G=..., num_images=...)."""
+        return TrainConfig.from_flat({**self.flat(), **changes})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, fields: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in fields.items() if k in names})
+        """What to_dict() wrote (or the flat form of earlier versions)."""
+        flat = {k: v for k, v in fields.items() if k not in ("spec", "data")}
+        flat.update(fields.get("spec", {}))
+        data = fields.get("data", {})
+        flat.update(data if isinstance(data, dict) else {"name": data})  # the flat form: data is a name
+        return cls.from_flat(flat)
 
     def differences(self, other: "TrainConfig", ignore=RESUMABLE_CHANGES) -> list[str]:
-        """'name: other -> self' for each field that differs, `ignore` aside."""
-        return [f"{f.name} {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
-                for f in dataclasses.fields(self)
-                if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)]
+        """'--flag other -> self' for each setting that differs, `ignore` aside."""
+        mine, theirs = self.flat(), other.flat()
+        return [f"{flag_for(name)} {theirs[name]!r} -> {mine[name]!r}"
+                for name in mine if name not in ignore and mine[name] != theirs[name]]
 
 
-def config_from_args(args) -> TrainConfig:
-    """The preset's values, overridden by every flag given (flags default to None)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    preset = args.preset or "d2l"
+def flag_for(name: str) -> str:
+    """The flag of a setting, whichever dataclass holds it."""
+    for kind in (ModelSpec, DataSource, TrainConfig):
+        if name in {f.name for f in dataclasses.fields(kind)}:
+            return flag_of(kind, name)
+    raise KeyError(name)
+
+
+def resolve(preset: str | None, given: dict) -> TrainConfig:
+    """The preset's values, overridden by every setting given (by field name; None: not given)."""
+    preset = preset or "d2l"
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     values = {"preset": preset, **PRESETS[preset]}
-    values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
-    try:
-        return TrainConfig(**values)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    values.update({k: v for k, v in given.items() if v is not None})
+    return TrainConfig.from_flat(values)

@@ -1,4 +1,5 @@
-"""`python -m dcgan_<fw>.sample`: images from any framework's generator.npz.
+"""`python -m dcgan_<fw>.sample`: images from any framework's generator.npz,
+written once for every backend over its adapter (common.backends).
 
     --weights generator.npz --num 64 --seed 0 --out grid.png [--npy samples.npy] [--interpolate 8]
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.backends import Backend, load
 from common.cli import ArgumentParser, run_cli
 from common.errors import UsageError
 from common.files import atomic_write
@@ -35,8 +37,12 @@ def interpolation_noise(seed: int, walks: int, steps: int, latent_dim: int) -> n
     return Z.reshape(walks * steps, latent_dim, 1, 1)
 
 
-def sample_main(framework: str, load_generator, generate, layout: str, argv=None) -> int:
-    """generate(G, Z) returns images in the backend's `layout`."""
+def generate(backend: Backend, G, Z: np.ndarray) -> np.ndarray:
+    """G(Z) in inference mode (BN on running statistics), NCHW NumPy in [-1, 1]; Z is (num, latent, 1, 1)."""
+    return backend.forward(G, np.asarray(Z, np.float32).reshape(len(Z), -1, 1, 1))
+
+
+def sample_main(framework: str, argv=None) -> int:
     parser = ArgumentParser(prog=f"python -m dcgan_{framework}.sample",
                             description=f"Sample the {framework} backend's G from canonical weights.")
     parser.add_argument("--weights", required=True, help="a canonical generator.npz (any framework's)")
@@ -50,6 +56,8 @@ def sample_main(framework: str, load_generator, generate, layout: str, argv=None
         args = parser.parse_args(argv)
         if args.num < 1:
             raise UsageError(f"--num must be >= 1, got {args.num}")
+        if args.seed < 0:
+            raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
         if args.interpolate is not None and args.interpolate < 2:
             raise UsageError(f"--interpolate needs at least 2 steps, got {args.interpolate}")
         arrays, spec = load_weights(args.weights, nets=("G",))
@@ -58,11 +66,11 @@ def sample_main(framework: str, load_generator, generate, layout: str, argv=None
         else:
             cols = math.ceil(math.sqrt(args.num))
             Z, rows = sample_noise(args.seed, args.num, spec.latent_dim), math.ceil(args.num / cols)
-        images = generate(load_generator(spec, arrays), Z)  # float32 in [-1, 1], in `layout`
-        save_grid(to_uint8(images, layout), rows, cols, args.out, scale=max(1, 64 // spec.image_size))
+        backend = load(framework)
+        images = generate(backend, backend.generator(spec, arrays), Z)  # NCHW in [-1, 1]
+        save_grid(to_uint8(images, "NCHW"), rows, cols, args.out, scale=max(1, 64 // spec.image_size))
         if args.npy:
-            nchw = images if layout == "NCHW" else images.transpose(0, 3, 1, 2)
-            save_npy(args.npy, np.ascontiguousarray(nchw, np.float32))
+            save_npy(args.npy, images.astype(np.float32))
         print(f"{len(images)} images from {args.weights} ({framework}) -> {args.out}"
               + (f", {args.npy}" if args.npy else ""))
         return 0

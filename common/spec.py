@@ -19,6 +19,9 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from common.errors import UsageError
+from common.options import option
+
 VARIANTS = ("d2l", "paper")
 LAYOUTS = ("NCHW", "NHWC")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
@@ -67,28 +70,30 @@ class ModelSpec:
     every halving or doubling removes or adds one block.
     """
 
-    latent_dim: int = 100
-    n_G: int = 64
-    n_D: int = 64
-    channels: int = 3
-    image_size: int = 64
-    variant: str = "d2l"
+    latent_dim: int = option(100, "size of the noise Z (default 100)", "--nz")
+    n_G: int = option(64, "generator width (default 64)", "--ngf")
+    n_D: int = option(64, "discriminator width (default 64)", "--ndf")
+    channels: int = option(3, "image channels (default 3)", choices=(1, 3))
+    image_size: int = option(64, "16, 32, 64 (the book; default), 128 or 256")
+    variant: str = option("d2l", "d2l (default): the book's nets; paper: no batch norm on D's input block",
+                          choices=VARIANTS)
 
     def __post_init__(self):
+        """A bad field is a UsageError (a ValueError) naming it."""
         for name in ("latent_dim", "n_G", "n_D", "channels", "image_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+                raise UsageError(f"{name} must be an integer, got {value!r}")
             if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise UsageError(f"{name} must be >= 1, got {value}")
         size = self.image_size
         if not (MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE) or size & (size - 1):
-            raise ValueError(
+            raise UsageError(
                 f"image_size must be a power of two from {MIN_IMAGE_SIZE} to "
                 f"{MAX_IMAGE_SIZE}, got {size}"
             )
         if self.variant not in VARIANTS:
-            raise ValueError(
+            raise UsageError(
                 f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
             )
 
@@ -133,7 +138,7 @@ class ModelSpec:
             return self.generator_layers()
         if net == "D":
             return self.discriminator_layers()
-        raise ValueError(f"net must be 'G' or 'D', got {net!r}")
+        raise UsageError(f"net must be 'G' or 'D', got {net!r}")
 
     # -- shapes --------------------------------------------------------------
 
@@ -167,7 +172,7 @@ class ModelSpec:
     def from_dict(cls, fields: dict) -> "ModelSpec":
         unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown ModelSpec field(s): {', '.join(sorted(unknown))}")
+            raise UsageError(f"unknown ModelSpec field(s): {', '.join(sorted(unknown))}")
         return cls(**fields)
 
 
@@ -178,4 +183,17 @@ def to_layout(shape_nchw: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if layout == "NHWC":
         n, c, h, w = shape_nchw
         return (n, h, w, c)
-    raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    raise UsageError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def convert_layout(x, source: str, target: str):
+    """A 4-d NumPy array laid out `source` ("NCHW" or "NHWC"), as `target`, contiguous."""
+    import numpy as np
+
+    for layout in (source, target):
+        if layout not in LAYOUTS:
+            raise UsageError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    x = np.asarray(x)
+    if source != target:
+        x = x.transpose(0, 2, 3, 1) if target == "NHWC" else x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)

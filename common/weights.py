@@ -1,4 +1,4 @@
-"""Canonical, framework-neutral weights (DESIGN §5).
+"""Canonical, framework-neutral weights (docs/design.md §6).
 
 A weight set is a dict of float32 NumPy arrays keyed `G/<i>/<param>` and
 `D/<i>/<param>`, `i` being the layer's index in the spec and `param` one of

@@ -1,24 +1,30 @@
-"""DCGAN generator and discriminator in MXNet Gluon, built from `common.spec`.
+"""DCGAN generator and discriminator in MXNet Gluon, built from `common.spec`,
+in the book's NumPy interface (`mxnet.np` arrays, `forward(self, X)`).
 
-The blocks keep the book's teaching shape (d2l, "Deep Convolutional GANs") as
-HybridBlocks; every framework default that differs between PyTorch, Keras and
-Gluon is set explicitly (DESIGN §4). Layout: NCHW.
+The blocks keep the book's teaching shape (d2l, "Deep Convolutional GANs");
+every framework default that differs between PyTorch, Keras and Gluon is set
+explicitly (docs/design.md §5). Layout: NCHW.
+
+    G = build_generator(spec)                       # the framework's own initial weights
+    load_canonical(G, init_weights(spec, seed))     # dcgan_mx.weights: DCGAN's, the same in every framework
+
+The blocks are HybridBlocks whose forward(X) only calls other HybridBlocks,
+so a net of them hybridizes into one graph (train.compile_step), and a block
+alone runs eagerly on mxnet.np arrays as the book's cells do.
 """
 
 from __future__ import annotations
 
-from common.cli import describe_main
+from common.describe import backend_main
 from common.spec import ModelSpec
-from common.weights import init_weights
-from dcgan_mx.compat import mx
-from dcgan_mx.weights import load_canonical
+from dcgan_mx.compat import gluon, init
+from dcgan_mx.core import forward
 
-nn = mx.gluon.nn
+nn = gluon.nn
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # weight of the old running statistic (Gluon's convention)
 LEAKY_SLOPE = 0.2
-LAYOUT = "NCHW"
 
 
 class G_block(nn.HybridBlock):
@@ -31,7 +37,7 @@ class G_block(nn.HybridBlock):
         self.batch_norm = nn.BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, in_channels=channels)
         self.activation = nn.Activation("relu")
 
-    def hybrid_forward(self, F, X):
+    def forward(self, X):
         return self.activation(self.batch_norm(self.conv2d_trans(X)))
 
 
@@ -48,81 +54,97 @@ class D_block(nn.HybridBlock):
                            if batch_norm else None)
         self.activation = nn.LeakyReLU(alpha)
 
-    def hybrid_forward(self, F, X):
+    def forward(self, X):
         X = self.conv2d(X)
         if self.batch_norm is not None:
             X = self.batch_norm(X)
         return self.activation(X)
 
 
-def build_generator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.HybridSequential:
-    """G as in the book: G_blocks, then ConvTranspose -> tanh.
+class Generator(nn.HybridSequential):
+    """G's layers in order, and the spec they were built from."""
 
-    Weights come from `common.weights.init_weights(spec, seed)`, so the same
-    seed gives the same net in every framework. dtype "float64" is for
-    checking that the frameworks agree where rounding cannot hide a difference.
-    """
+    role = "G"
+
+    def __init__(self, spec: ModelSpec, *layers):
+        super().__init__()
+        self.add(*layers)
+        self.spec = spec
+
+
+class Discriminator(nn.HybridSequential):
+    """D's layers in order, and the spec they were built from."""
+
+    role = "D"
+
+    def __init__(self, spec: ModelSpec, *layers):
+        super().__init__()
+        self.add(*layers)
+        self.spec = spec
+
+
+def build_generator(spec: ModelSpec, dtype: str = "float32") -> Generator:
+    """G as in the book: G_blocks, then ConvTranspose -> tanh. dtype
+    "float64" is for checking that the frameworks agree where rounding cannot
+    hide a difference."""
     *blocks, last = spec.generator_layers()
-    net = nn.HybridSequential()
-    # (latent, 1, 1) -> (8 n_G, 4, 4) -> ... -> (n_G, size/2, size/2)
-    net.add(*[G_block(l.out_channels, l.kernel, l.stride, l.padding, in_channels=l.in_channels)
-              for l in blocks])
-    # (n_G, size/2, size/2) -> (channels, size, size)
-    net.add(nn.Conv2DTranspose(last.out_channels, last.kernel, last.stride, last.padding,
-                               use_bias=False, in_channels=last.in_channels),
-            nn.Activation("tanh"))
-    return _with_canonical_init(net, spec, "G", seed, dtype)
+    net = Generator(
+        spec,
+        # (latent, 1, 1) -> (8 n_G, 4, 4) -> ... -> (n_G, size/2, size/2)
+        *[G_block(channels=l.out_channels, kernel_size=l.kernel, strides=l.stride, padding=l.padding,
+                  in_channels=l.in_channels) for l in blocks],
+        # (n_G, size/2, size/2) -> (channels, size, size)
+        nn.Conv2DTranspose(last.out_channels, last.kernel, last.stride, last.padding,
+                           use_bias=False, in_channels=last.in_channels),
+        nn.Activation("tanh"),
+    )
+    return _initialized(net, dtype)
 
 
-def build_discriminator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> nn.HybridSequential:
+def build_discriminator(spec: ModelSpec, dtype: str = "float32") -> Discriminator:
     """D as in the book: D_blocks, then a 4x4 conv to one logit."""
     *blocks, last = spec.discriminator_layers()
-    net = nn.HybridSequential()
-    # (channels, size, size) -> (n_D, size/2, size/2) -> ... -> (8 n_D, 4, 4)
-    net.add(*[D_block(l.out_channels, l.kernel, l.stride, l.padding, in_channels=l.in_channels,
-                      batch_norm=l.batch_norm) for l in blocks])
-    # (8 n_D, 4, 4) -> (1, 1, 1): a logit; the loss applies the sigmoid
-    net.add(nn.Conv2D(last.out_channels, last.kernel, last.stride, last.padding,
-                      use_bias=False, in_channels=last.in_channels))
-    return _with_canonical_init(net, spec, "D", seed, dtype)
+    net = Discriminator(
+        spec,
+        # (channels, size, size) -> (n_D, size/2, size/2) -> ... -> (8 n_D, 4, 4)
+        *[D_block(channels=l.out_channels, kernel_size=l.kernel, strides=l.stride, padding=l.padding,
+                  in_channels=l.in_channels, batch_norm=l.batch_norm) for l in blocks],
+        # (8 n_D, 4, 4) -> (1, 1, 1): a logit; the loss applies the sigmoid
+        nn.Conv2D(last.out_channels, last.kernel, last.stride, last.padding,
+                  use_bias=False, in_channels=last.in_channels),
+    )
+    return _initialized(net, dtype)
 
 
-def layer_outputs(net: nn.HybridSequential, X):
-    """The output of every spec layer of `net` on X (a block, or the last conv
-    with its activation), in order."""
+def _initialized(net, dtype):
+    """Gluon creates parameters on initialize(); the book's init.Normal(0.02)."""
+    net.initialize(init.Normal(0.02))
+    net.cast(dtype)
+    return net
+
+
+def layer_outputs(net, X) -> list:
+    """The output of every spec layer of `net` on X in inference mode (a
+    block, or the last conv with its activation), in order."""
     outputs = []
-    for block in net:
-        X = block(X)
-        if isinstance(block, nn.Activation):
+    for layer in net:
+        X = forward(layer, X)
+        if isinstance(layer, nn.Activation):
             outputs[-1] = X
         else:
             outputs.append(X)
     return outputs
 
 
-def _with_canonical_init(net, spec, role, seed, dtype):
-    net.spec, net.role = spec, role
-    net.initialize(mx.init.Zero())  # every value is overwritten just below
-    net.cast(dtype)
-    load_canonical(net, init_weights(spec, seed, nets=(role,)))
-    net.hybridize()
-    return net
-
-
-def count_params(net: nn.Block) -> int:
+def count_params(net) -> int:
     """Trainable parameters (BN running statistics have grad_req 'null', not counted)."""
     return sum(int(p.data().size) for p in net.collect_params().values() if p.grad_req != "null")
 
 
-def describe(spec: ModelSpec) -> dict:
-    """Per-layer output shapes of G and D on a batch of one, and their sizes."""
-    G, D = build_generator(spec), build_discriminator(spec)
-    g = layer_outputs(G, mx.nd.zeros(spec.input_shape("G", 1, LAYOUT)))
-    d = layer_outputs(D, mx.nd.zeros(spec.input_shape("D", 1, LAYOUT)))
-    return {"framework": "mx", "version": mx.__version__, "layout": LAYOUT,
-            "G": [list(o.shape) for o in g], "D": [list(o.shape) for o in d],
-            "params": {"G": count_params(G), "D": count_params(D)}}
+def main(argv=None) -> int:
+    """python -m dcgan_mx.model: G's and D's per-layer output shapes."""
+    return backend_main("mx", argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(describe_main("mx", describe))
+    raise SystemExit(main())

@@ -1,66 +1,68 @@
-"""Train the DCGAN in MXNet Gluon: the canonical step of DESIGN §6, the loop, main.
+"""Train the DCGAN in MXNet Gluon: the step of docs/design.md §8, the loop, main.
 
     python -m dcgan_mx.train --data shapes --image-size 32 --epochs 5
 
 The same steps, in the same order and under the same names, are in
-dcgan_torch/train.py and dcgan_tf/train.py.
+dcgan_torch/train.py and dcgan_tf/train.py (the contract: docs/design.md §3).
 """
 
 from __future__ import annotations
 
 from common.cli import train_main
 from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
-from common.errors import UsageError
 from common.run import Run
-from dcgan_mx.compat import mx
-from dcgan_mx.model import LAYOUT, build_discriminator, build_generator, count_params
-from dcgan_mx.sample import generate
-from dcgan_mx.weights import export_canonical, parameters
-
-autograd, gluon = mx.autograd, mx.gluon
-
-
-def pick_device(choice: str):
-    """auto: the first GPU if there is one, else the CPU."""
-    gpus = mx.context.num_gpus()
-    if choice == "gpu" and not gpus:
-        raise UsageError("--device gpu: MXNet sees no GPU")
-    return mx.gpu(0) if choice != "cpu" and gpus else mx.cpu()
+from common.weights import init_weights
+from dcgan_mx.compat import autograd, gluon, np, npx
+from dcgan_mx.core import (LAYOUT, convert_to_numpy, convert_to_tensor, describe_device, forward,
+                           pick_device, to_device, versions)
+from dcgan_mx.model import build_discriminator, build_generator, count_params
+from dcgan_mx.weights import canonical_gradients, export_canonical, load_canonical, parameters
 
 
-def describe_device(device) -> str:
-    return str(device)
-
-
-def make_optimizers(G, D, lr: float, epsilon: float = ADAM_EPSILON):
-    """Adam with the DCGAN betas; epsilon set explicitly (DESIGN §4)."""
-    adam = {"learning_rate": lr, "beta1": BETA1, "beta2": BETA2, "epsilon": epsilon}
-    opt_G = gluon.Trainer(G.collect_params(), "adam", dict(adam))
-    opt_D = gluon.Trainer(D.collect_params(), "adam", dict(adam))
+def make_optimizers(G, D, lr_G: float, lr_D: float, epsilon: float = ADAM_EPSILON):
+    """Adam with the DCGAN betas; epsilon set explicitly (docs/design.md §5)."""
+    adam = {"beta1": BETA1, "beta2": BETA2, "epsilon": epsilon}
+    opt_G = gluon.Trainer(_in_order(G), "adam", {"learning_rate": lr_G, **adam})
+    opt_D = gluon.Trainer(_in_order(D), "adam", {"learning_rate": lr_D, **adam})
     return opt_G, opt_D
 
 
-loss = gluon.loss.SigmoidBCELoss()  # BCE on logits, one value per example
+def _in_order(net) -> dict:
+    """The net's parameters, keyed so that the Trainer's sort by key keeps the
+    net's order. Gluon names parameters from process-wide counters, and the
+    Trainer numbers them by sorted name: a net built after `batchnorm9` has
+    `batchnorm10`, which sorts first, and a resumed optimizer state would then
+    meet another parameter (measured: a shape error, or silently wrong updates
+    between layers of one width)."""
+    return {f"{i:04d}": p for i, p in enumerate(net.collect_params().values())}
+
+
+_bce = gluon.loss.SigmoidBCELoss()  # BCE on logits, one value per example
+
+
+def loss(logits, y):
+    """BCE on logits, mean over the batch."""
+    return _bce(logits, y).mean()
 
 
 def discriminator_loss(D, X, fake):
     """1/2 [BCE(D(X), 1) + BCE(D(fake), 0)], real and fake in separate passes
     (separate batch statistics); also returns the two logit vectors."""
-    real_logits = D(X).reshape((-1,))
-    fake_logits = D(fake).reshape((-1,))
-    loss_D = (loss(real_logits, mx.nd.ones_like(real_logits)).mean()
-              + loss(fake_logits, mx.nd.zeros_like(fake_logits)).mean()) / 2
+    real_logits = D(X).reshape(-1)
+    fake_logits = D(fake).reshape(-1)
+    loss_D = (loss(real_logits, np.ones_like(real_logits))
+              + loss(fake_logits, np.zeros_like(fake_logits))) / 2
     return loss_D, real_logits, fake_logits
 
 
 def generator_loss(D, fake):
     """BCE(D(fake), 1): G is rewarded when D calls its images real."""
-    fake_logits = D(fake).reshape((-1,))
-    return loss(fake_logits, mx.nd.ones_like(fake_logits)).mean()
+    fake_logits = D(fake).reshape(-1)
+    return loss(fake_logits, np.ones_like(fake_logits))
 
 
 def train_step(G, D, opt_G, opt_D, X, Z):
-    """One step of DESIGN §6; returns loss_D, loss_G, d_real, d_fake as 1-element NDArrays."""
+    """One step of docs/design.md §8; returns loss_D, loss_G, d_real, d_fake as 0-d arrays."""
     with autograd.record():
         fake = G(Z)
         # (1) Update D, with G's output held fixed.
@@ -73,7 +75,18 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     loss_G.backward()
     opt_G.step(1)
     return {"loss_D": loss_D, "loss_G": loss_G,
-            "d_real": real_logits.sigmoid().mean(), "d_fake": fake_logits.sigmoid().mean()}
+            "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}
+
+
+def compile_step(G, D, opt_G, opt_D):
+    """train_step over these nets and optimizers, as a function of (X, Z),
+    with both nets hybridized: Gluon records each net's graph once and reruns it."""
+    G.hybridize()
+    D.hybridize()
+
+    def step(X, Z):
+        return train_step(G, D, opt_G, opt_D, X, Z)
+    return step
 
 
 def losses_and_gradients(G, D, X, Z):
@@ -85,12 +98,12 @@ def losses_and_gradients(G, D, X, Z):
         fake = G(Z)
         loss_D, _, _ = discriminator_loss(D, X, fake.detach())
     loss_D.backward()
-    grads = {k: p.grad().asnumpy() for k, p in parameters(D)}
+    grads = canonical_gradients(D, [p.grad() for _, p in parameters(D)])
     with autograd.record():
         loss_G = generator_loss(D, fake)
     loss_G.backward()
-    grads.update({k: p.grad().asnumpy() for k, p in parameters(G)})
-    return {"loss_D": loss_D.asscalar(), "loss_G": loss_G.asscalar()}, grads
+    grads.update(canonical_gradients(G, [p.grad() for _, p in parameters(G)]))
+    return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}, grads
 
 
 def save_checkpoint(directory, G, D, opt_G, opt_D) -> None:
@@ -107,30 +120,26 @@ def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
     opt_D.load_states(str(directory / "opt_D.states"))
 
 
-def versions() -> dict:
-    return {"mxnet": mx.__version__}
-
-
 def train(config: TrainConfig, progress=None, callback=None) -> dict:
     """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
+    run = Run.open(config, "mx", LAYOUT, progress, callback)
     device = pick_device(config.device)
-    G = build_generator(config.spec, config.seed, config.dtype)
-    D = build_discriminator(config.spec, config.seed + 1, config.dtype)
-    run = Run.open(config, "mx", versions(), describe_device(device),
-                   {"G": count_params(G), "D": count_params(D)}, progress,
-                   to_float=lambda a: a.asscalar(), callback=callback)
-    G.collect_params().reset_ctx(device)
-    D.collect_params().reset_ctx(device)
-    opt_G, opt_D = make_optimizers(G, D, config.lr)
+    spec, dtype = config.spec, config.dtype
+    G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))), device)
+    D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
+                  device)
+    opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
+    step = compile_step(G, D, opt_G, opt_D)
     if run.resuming:
         load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)
-    fixed_Z = run.fixed_noise(LAYOUT)
+    run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
+              sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
+              save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
+              export_generator=lambda: export_canonical(G))
     for epoch in run.epochs():
-        for X, Z in run.batches(epoch, LAYOUT):
-            X, Z = mx.nd.array(X, ctx=device, dtype=X.dtype), mx.nd.array(Z, ctx=device, dtype=Z.dtype)
-            run.step_done(train_step(G, D, opt_G, opt_D, X, Z))
-        run.epoch_done(generate(G, fixed_Z), LAYOUT,
-                       lambda d: save_checkpoint(d, G, D, opt_G, opt_D), export_canonical(G))
+        for X, Z in run.batches(epoch):
+            run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
+        run.epoch_done()
     return run.finish()
 
 

@@ -1,44 +1,42 @@
-"""Canonical weights (DESIGN §5) in and out of the Gluon nets.
+"""Canonical weights (docs/design.md §6) in and out of the Gluon nets.
 
 Gluon's layout is the canonical one (PyTorch's), so nothing is transposed here.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from common.weights import BN_PARAMS, select, validate
-from dcgan_mx.compat import mx
+from dcgan_mx.compat import gluon, np
+from dcgan_mx.model import D_block, G_block
 
-nn = mx.gluon.nn
 
-
-def spec_layers(net: nn.HybridSequential):
+def spec_layers(net) -> list:
     """(conv, batch_norm or None) for each layer of the spec, in order."""
     layers = []
-    for block in net:
-        if isinstance(block, (nn.Conv2DTranspose, nn.Conv2D)):
-            layers.append((block, None))
-        elif hasattr(block, "batch_norm"):  # a G_block or D_block
-            conv = block.conv2d_trans if hasattr(block, "conv2d_trans") else block.conv2d
-            layers.append((conv, block.batch_norm))
+    for layer in net:
+        if isinstance(layer, G_block):
+            layers.append((layer.conv2d_trans, layer.batch_norm))
+        elif isinstance(layer, D_block):
+            layers.append((layer.conv2d, layer.batch_norm))
+        elif isinstance(layer, (gluon.nn.Conv2DTranspose, gluon.nn.Conv2D)):
+            layers.append((layer, None))
     return layers
 
 
-def load_canonical(net: nn.HybridSequential, arrays: dict) -> nn.HybridSequential:
-    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly."""
+def load_canonical(net, arrays: dict):
+    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly; returns `net`."""
     arrays = select(arrays, net.role)
     validate(arrays, net.spec, (net.role,))
     for i, (conv, bn) in enumerate(spec_layers(net)):
-        conv.weight.set_data(mx.nd.array(arrays[f"{net.role}/{i}/weight"], dtype=conv.weight.dtype))
+        conv.weight.set_data(np.array(arrays[f"{net.role}/{i}/weight"], dtype=conv.weight.dtype))
         if bn is not None:
             for param in BN_PARAMS:
                 target = getattr(bn, param)
-                target.set_data(mx.nd.array(arrays[f"{net.role}/{i}/{param}"], dtype=target.dtype))
+                target.set_data(np.array(arrays[f"{net.role}/{i}/{param}"], dtype=target.dtype))
     return net
 
 
-def export_canonical(net: nn.HybridSequential) -> dict[str, np.ndarray]:
+def export_canonical(net) -> dict:
     """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
@@ -49,7 +47,7 @@ def export_canonical(net: nn.HybridSequential) -> dict[str, np.ndarray]:
     return arrays
 
 
-def parameters(net: nn.HybridSequential) -> list:
+def parameters(net) -> list:
     """(canonical key, trainable parameter) for `net`, in spec order."""
     pairs = []
     for i, (conv, bn) in enumerate(spec_layers(net)):
@@ -57,3 +55,8 @@ def parameters(net: nn.HybridSequential) -> list:
         if bn is not None:
             pairs += [(f"{net.role}/{i}/gamma", bn.gamma), (f"{net.role}/{i}/beta", bn.beta)]
     return pairs
+
+
+def canonical_gradients(net, gradients) -> dict:
+    """Gradients listed in the order of parameters(net), as canonical NumPy arrays."""
+    return {key: g.asnumpy() for (key, _), g in zip(parameters(net), gradients)}

@@ -2,7 +2,10 @@
 
 The blocks keep the book's teaching shape (d2l, "Deep Convolutional GANs");
 every framework default that differs between PyTorch, Keras and Gluon is set
-explicitly (DESIGN §4). Layout: NHWC, TensorFlow's native one on the CPU.
+explicitly (docs/design.md §5). Layout: NHWC, TensorFlow's native one on the CPU.
+
+    G = build_generator(spec)                       # the framework's own initial weights
+    load_canonical(G, init_weights(spec, seed))     # dcgan_tf.weights: DCGAN's, the same in every framework
 
 Keras runs batch norm on its moving statistics unless a call passes
 `training=True`; the blocks pass the flag through, and training must set it.
@@ -10,19 +13,17 @@ Keras runs batch norm on its moving statistics unless a call passes
 
 from __future__ import annotations
 
-from common.cli import describe_main
+from common.describe import backend_main
 from common.spec import ModelSpec
-from common.weights import init_weights
 from dcgan_tf.compat import keras, tf
-from dcgan_tf.weights import load_canonical
+from dcgan_tf.core import forward
 
 BN_EPSILON = 1e-5  # Keras's default is 1e-3
 BN_MOMENTUM = 0.9  # weight of the old moving statistic (Keras's default is 0.99)
 LEAKY_SLOPE = 0.2  # Keras's default is 0.3
-LAYOUT = "NHWC"
 
 
-def keras_padding(padding, kernel_size, strides):
+def _keras_padding(padding, kernel_size, strides):
     """The Keras padding mode equal to an explicit padding of the spec.
 
     p = 0 is "valid"; p = (k - s) / 2 is what "same" pads for the even sizes
@@ -44,7 +45,7 @@ class G_block(keras.layers.Layer):
     def __init__(self, out_channels, kernel_size=4, strides=2, padding="same", dtype=None, **kwargs):
         super().__init__(dtype=dtype, **kwargs)
         self.conv2d_trans = keras.layers.Conv2DTranspose(
-            out_channels, kernel_size, strides, keras_padding(padding, kernel_size, strides),
+            out_channels, kernel_size, strides, _keras_padding(padding, kernel_size, strides),
             use_bias=False, dtype=dtype)
         self.batch_norm = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
         self.activation = keras.layers.ReLU(dtype=dtype)
@@ -60,7 +61,7 @@ class D_block(keras.layers.Layer):
                  batch_norm=True, dtype=None, **kwargs):
         super().__init__(dtype=dtype, **kwargs)
         self.conv2d = keras.layers.Conv2D(
-            out_channels, kernel_size, strides, keras_padding(padding, kernel_size, strides),
+            out_channels, kernel_size, strides, _keras_padding(padding, kernel_size, strides),
             use_bias=False, dtype=dtype)
         # The paper's variant has no batch norm on D's input block.
         self.batch_norm = (keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
@@ -74,50 +75,73 @@ class D_block(keras.layers.Layer):
         return self.activation(X)
 
 
-def build_generator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> keras.Sequential:
-    """G as in the book: G_blocks, then ConvTranspose -> tanh.
+class Generator(keras.Sequential):
+    """G's layers in order, and the spec they were built from."""
 
-    Weights come from `common.weights.init_weights(spec, seed)`, so the same
-    seed gives the same net in every framework. dtype "float64" is for
-    checking that the frameworks agree where rounding cannot hide a difference.
-    """
+    role = "G"
+
+    def __init__(self, spec: ModelSpec, *layers):
+        super().__init__(list(layers), name=self.role)
+        self.spec = spec
+
+
+class Discriminator(keras.Sequential):
+    """D's layers in order, and the spec they were built from."""
+
+    role = "D"
+
+    def __init__(self, spec: ModelSpec, *layers):
+        super().__init__(list(layers), name=self.role)
+        self.spec = spec
+
+
+def build_generator(spec: ModelSpec, dtype: str = "float32") -> Generator:
+    """G as in the book: G_blocks, then ConvTranspose -> tanh. dtype
+    "float64" is for checking that the frameworks agree where rounding cannot
+    hide a difference. Every layer gets the dtype explicitly: Keras 3's global
+    dtype policy sticks after first use, so set_floatx would not reach them."""
     *blocks, last = spec.generator_layers()
-    net = keras.Sequential(
+    net = Generator(
+        spec,
         # (1, 1, latent) -> (4, 4, 8 n_G) -> ... -> (size/2, size/2, n_G)
-        [G_block(l.out_channels, l.kernel, l.stride, l.padding, dtype=dtype) for l in blocks]
+        *[G_block(out_channels=l.out_channels, kernel_size=l.kernel, strides=l.stride,
+                  padding=l.padding, dtype=dtype) for l in blocks],
         # (size/2, size/2, n_G) -> (size, size, channels)
-        + [keras.layers.Conv2DTranspose(
-               last.out_channels, last.kernel, last.stride,
-               keras_padding(last.padding, last.kernel, last.stride), use_bias=False, dtype=dtype),
-           keras.layers.Activation("tanh", dtype=dtype)],
-        name="G")
-    return _with_canonical_init(net, spec, "G", seed, dtype)
+        keras.layers.Conv2DTranspose(last.out_channels, last.kernel, last.stride,
+                                     _keras_padding(last.padding, last.kernel, last.stride),
+                                     use_bias=False, dtype=dtype),
+        keras.layers.Activation("tanh", dtype=dtype),
+    )
+    return _built(net, spec, dtype)
 
 
-def build_discriminator(spec: ModelSpec, seed: int = 0, dtype: str = "float32") -> keras.Sequential:
+def build_discriminator(spec: ModelSpec, dtype: str = "float32") -> Discriminator:
     """D as in the book: D_blocks, then a 4x4 conv to one logit."""
     *blocks, last = spec.discriminator_layers()
-    net = keras.Sequential(
+    net = Discriminator(
+        spec,
         # (size, size, channels) -> (size/2, size/2, n_D) -> ... -> (4, 4, 8 n_D)
-        [D_block(l.out_channels, l.kernel, l.stride, l.padding, batch_norm=l.batch_norm, dtype=dtype)
-         for l in blocks]
+        *[D_block(out_channels=l.out_channels, kernel_size=l.kernel, strides=l.stride,
+                  padding=l.padding, batch_norm=l.batch_norm, dtype=dtype) for l in blocks],
         # (4, 4, 8 n_D) -> (1, 1, 1): a logit; the loss applies the sigmoid
-        + [keras.layers.Conv2D(last.out_channels, last.kernel, last.stride,
-                               keras_padding(last.padding, last.kernel, last.stride),
-                               use_bias=False, dtype=dtype)],
-        name="D")
-    return _with_canonical_init(net, spec, "D", seed, dtype)
+        keras.layers.Conv2D(last.out_channels, last.kernel, last.stride,
+                            _keras_padding(last.padding, last.kernel, last.stride), use_bias=False, dtype=dtype),
+    )
+    return _built(net, spec, dtype)
 
 
-def layer_outputs(net: keras.Sequential, X, training=False):
-    """The output of every spec layer of `net` on X (a block, or the last conv
-    with its activation), in order."""
+def _built(net, spec, dtype):
+    """Keras creates a layer's variables on its first call: make them exist now."""
+    forward(net, tf.zeros(spec.input_shape(net.role, 1, "NHWC"), dtype=dtype))
+    return net
+
+
+def layer_outputs(net, X) -> list:
+    """The output of every spec layer of `net` on X in inference mode (a
+    block, or the last conv with its activation), in order."""
     outputs = []
     for layer in net.layers:
-        if isinstance(layer, (G_block, D_block)):
-            X = layer(X, training=training)
-        else:
-            X = layer(X)
+        X = forward(layer, X) if isinstance(layer, (G_block, D_block)) else layer(X)
         if isinstance(layer, keras.layers.Activation):
             outputs[-1] = X
         else:
@@ -125,27 +149,15 @@ def layer_outputs(net: keras.Sequential, X, training=False):
     return outputs
 
 
-def _with_canonical_init(net, spec, role, seed, dtype):
-    net.spec, net.role = spec, role
-    net(tf.zeros(spec.input_shape(role, 1, "NHWC"), dtype=dtype), training=False)  # creates the variables
-    load_canonical(net, init_weights(spec, seed, nets=(role,)))
-    return net
-
-
-def count_params(net: keras.Model) -> int:
+def count_params(net) -> int:
     """Trainable parameters (BN moving statistics are non-trainable, not counted)."""
     return sum(int(v.shape.num_elements()) for v in net.trainable_weights)
 
 
-def describe(spec: ModelSpec) -> dict:
-    """Per-layer output shapes of G and D on a batch of one, and their sizes."""
-    G, D = build_generator(spec), build_discriminator(spec)
-    g = layer_outputs(G, tf.zeros(spec.input_shape("G", 1, LAYOUT)))
-    d = layer_outputs(D, tf.zeros(spec.input_shape("D", 1, LAYOUT)))
-    return {"framework": "tf", "version": tf.__version__, "layout": LAYOUT,
-            "G": [list(o.shape) for o in g], "D": [list(o.shape) for o in d],
-            "params": {"G": count_params(G), "D": count_params(D)}}
+def main(argv=None) -> int:
+    """python -m dcgan_tf.model: G's and D's per-layer output shapes."""
+    return backend_main("tf", argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(describe_main("tf", describe))
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Canonical weights (DESIGN §5) in and out of the Keras nets.
+"""Canonical weights (docs/design.md §6) in and out of the Keras nets.
 
 The canonical layout is PyTorch's. Keras keeps kernels spatial-first:
 
@@ -12,52 +12,55 @@ is (3, 2, 0, 1).
 from __future__ import annotations
 
 import numpy as np
+
 from common.weights import BN_PARAMS, select, validate
 from dcgan_tf.compat import keras
+from dcgan_tf.model import D_block, G_block
 
-TO_KERAS = (2, 3, 1, 0)
-TO_CANONICAL = (3, 2, 0, 1)
+_TO_KERAS = (2, 3, 1, 0)
+_TO_CANONICAL = (3, 2, 0, 1)
 _BN_ATTRS = {"gamma": "gamma", "beta": "beta", "running_mean": "moving_mean",
              "running_var": "moving_variance"}
 
 
-def spec_layers(net: keras.Sequential):
+def spec_layers(net) -> list:
     """(conv, batch_norm or None) for each layer of the spec, in order."""
     layers = []
     for layer in net.layers:
-        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv2D)):
+        if isinstance(layer, G_block):
+            layers.append((layer.conv2d_trans, layer.batch_norm))
+        elif isinstance(layer, D_block):
+            layers.append((layer.conv2d, layer.batch_norm))
+        elif isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv2D)):
             layers.append((layer, None))
-        elif hasattr(layer, "batch_norm"):  # a G_block or D_block
-            conv = layer.conv2d_trans if hasattr(layer, "conv2d_trans") else layer.conv2d
-            layers.append((conv, layer.batch_norm))
     return layers
 
 
-def load_canonical(net: keras.Sequential, arrays: dict) -> keras.Sequential:
-    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly."""
+def load_canonical(net, arrays: dict):
+    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly; returns `net`."""
     arrays = select(arrays, net.role)
     validate(arrays, net.spec, (net.role,))
     for i, (conv, bn) in enumerate(spec_layers(net)):
-        conv.kernel.assign(np.transpose(arrays[f"{net.role}/{i}/weight"], TO_KERAS))
+        conv.kernel.assign(np.transpose(arrays[f"{net.role}/{i}/weight"], _TO_KERAS))
         if bn is not None:
             for param in BN_PARAMS:
                 getattr(bn, _BN_ATTRS[param]).assign(arrays[f"{net.role}/{i}/{param}"])
     return net
 
 
-def export_canonical(net: keras.Sequential) -> dict[str, np.ndarray]:
+def export_canonical(net) -> dict:
     """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
         arrays[f"{net.role}/{i}/weight"] = np.ascontiguousarray(
-            np.transpose(conv.kernel.numpy(), TO_CANONICAL))
+            np.transpose(conv.kernel.numpy(), _TO_CANONICAL))
         if bn is not None:
             for param in BN_PARAMS:
                 arrays[f"{net.role}/{i}/{param}"] = getattr(bn, _BN_ATTRS[param]).numpy()
     return arrays
 
 
-def parameters(net: keras.Sequential) -> list:
+def parameters(net) -> list:
     """(canonical key, trainable variable) for `net`, in spec order."""
     pairs = []
     for i, (conv, bn) in enumerate(spec_layers(net)):
@@ -67,7 +70,11 @@ def parameters(net: keras.Sequential) -> list:
     return pairs
 
 
-def to_canonical(key: str, array) -> np.ndarray:
-    """A value shaped like the variable of `key` (a gradient, say) in the canonical layout."""
-    array = np.asarray(array)
-    return np.ascontiguousarray(np.transpose(array, TO_CANONICAL)) if array.ndim == 4 else array
+def canonical_gradients(net, gradients) -> dict:
+    """Gradients listed in the order of parameters(net), as canonical NumPy arrays
+    (kernels transposed from Keras's layout)."""
+    out = {}
+    for (key, _), g in zip(parameters(net), gradients):
+        g = np.asarray(g)
+        out[key] = np.ascontiguousarray(np.transpose(g, _TO_CANONICAL)) if g.ndim == 4 else g
+    return out

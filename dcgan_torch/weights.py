@@ -1,4 +1,4 @@
-"""Canonical weights (DESIGN §5) in and out of the PyTorch nets.
+"""Canonical weights (docs/design.md §6) in and out of the PyTorch nets.
 
 PyTorch's layout is the canonical one, so nothing is transposed here.
 """
@@ -6,30 +6,30 @@ PyTorch's layout is the canonical one, so nothing is transposed here.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from common.weights import BN_PARAMS, select, validate
+from dcgan_torch.compat import torch
+from dcgan_torch.model import D_block, G_block
 
 _BN_ATTRS = {"gamma": "weight", "beta": "bias", "running_mean": "running_mean",
              "running_var": "running_var"}
 
 
-def spec_layers(net: nn.Sequential):
+def spec_layers(net) -> list:
     """(conv, batch_norm or None) for each layer of the spec, in order."""
     layers = []
-    for module in net:
-        if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
-            layers.append((module, None))
-        elif hasattr(module, "batch_norm"):  # a G_block or D_block
-            conv = module.conv2d_trans if hasattr(module, "conv2d_trans") else module.conv2d
-            bn = module.batch_norm if isinstance(module.batch_norm, nn.BatchNorm2d) else None
-            layers.append((conv, bn))
+    for layer in net:
+        if isinstance(layer, G_block):
+            layers.append((layer.conv2d_trans, layer.batch_norm))
+        elif isinstance(layer, D_block):
+            layers.append((layer.conv2d, layer.batch_norm))
+        elif isinstance(layer, (torch.nn.ConvTranspose2d, torch.nn.Conv2d)):
+            layers.append((layer, None))
     return layers
 
 
-def load_canonical(net: nn.Sequential, arrays: dict) -> nn.Sequential:
-    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly."""
+def load_canonical(net, arrays: dict):
+    """Copy canonical arrays (the keys of `net.role`, "G" or "D") into `net`, exactly; returns `net`."""
     arrays = select(arrays, net.role)
     validate(arrays, net.spec, (net.role,))
     with torch.no_grad():
@@ -42,7 +42,7 @@ def load_canonical(net: nn.Sequential, arrays: dict) -> nn.Sequential:
     return net
 
 
-def export_canonical(net: nn.Sequential) -> dict[str, np.ndarray]:
+def export_canonical(net) -> dict:
     """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
@@ -54,7 +54,7 @@ def export_canonical(net: nn.Sequential) -> dict[str, np.ndarray]:
     return arrays
 
 
-def parameters(net: nn.Sequential) -> list:
+def parameters(net) -> list:
     """(canonical key, trainable parameter) for `net`, in spec order."""
     pairs = []
     for i, (conv, bn) in enumerate(spec_layers(net)):
@@ -62,3 +62,8 @@ def parameters(net: nn.Sequential) -> list:
         if bn is not None:
             pairs += [(f"{net.role}/{i}/gamma", bn.weight), (f"{net.role}/{i}/beta", bn.bias)]
     return pairs
+
+
+def canonical_gradients(net, gradients) -> dict:
+    """Gradients listed in the order of parameters(net), as canonical NumPy arrays."""
+    return {key: g.detach().cpu().numpy() for (key, _), g in zip(parameters(net), gradients)}

@@ -1,15 +1,38 @@
 """Loads the installed backends once, in the one safe order: PyTorch and MXNet
 before TensorFlow (TensorFlow first can crash a later triton or mxnet load;
 see README and test_imports.py). Every test reaches a framework through the
-`backends` fixture or `helpers.BACKENDS`, never by importing it first itself."""
+`backends` fixture or `helpers.BACKENDS`, never by importing it first itself.
+
+Markers (pyproject.toml): `slow` (a subprocess or a training run of seconds),
+`cross_framework` (compares two or more frameworks). `make test-fast` runs
+`-m "not slow"`."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
 import helpers  # noqa: E402  (imports the frameworks, in order)
+from common.backends import quiet_env  # noqa: E402
+
+COMPARE_FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16", "--num-images", "64",
+                 "--epochs", "2"]
+
+
+def run_compare(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "common.compare", *map(str, args)], capture_output=True,
+                          text=True, env=env or quiet_env(), cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def comparison(tmp_path_factory):
+    """One comparison of all three frameworks (as `make demo` runs it, small),
+    shared by test_compare.py and the compare notebook's test."""
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    return out, run_compare(*COMPARE_FLAGS, "--out", out)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +51,16 @@ def pytest_generate_tests(metafunc):
         pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
         metafunc.parametrize("fw_pair", pairs or [pytest.param(None, marks=pytest.mark.skip("need two"))],
                              ids=lambda p: f"{p[0]}-{p[1]}" if p else "none")
+
+
+# Shared fixtures that train or compute for seconds: a test that uses one is slow.
+SLOW_FIXTURES = {"trained", "results", "comparison"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "fw_pair" in fixtures:
+            item.add_marker(pytest.mark.cross_framework)
+        if fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -1,68 +1,16 @@
-"""A thin adapter per framework so one test can drive all three with NumPy in
-and NumPy (NCHW) out. Imported by conftest.py, in the safe order."""
+"""The installed backends, loaded once in the one safe order (PyTorch and
+MXNet before TensorFlow), as `common.backends.Backend`s: each test drives all
+three through the same adapter, NCHW NumPy in and out. Imported by conftest.py."""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from types import ModuleType
+import hashlib
 
-import numpy as np
+from common.backends import SAFE_IMPORT_ORDER, is_installed, load
 
-from common.frameworks import SAFE_IMPORT_ORDER, is_installed, layout, package
-
-
-@dataclass
-class Backend:
-    name: str
-    layout: str
-    model: ModuleType
-    weights: ModuleType
-    train: ModuleType
-    sample: ModuleType
-    parity: ModuleType
-
-    def to_native(self, x_nchw: np.ndarray):
-        """An NCHW NumPy array as this framework's tensor, in its layout."""
-        x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1) if self.layout == "NHWC" else x_nchw)
-        if self.name == "torch":
-            import torch
-            return torch.from_numpy(x)
-        if self.name == "mx":
-            from dcgan_mx.compat import mx
-            return mx.nd.array(x, dtype="float32")
-        import tensorflow as tf
-        return tf.constant(x)
-
-    def to_nchw(self, y) -> np.ndarray:
-        y = y.detach().numpy() if self.name == "torch" else y.asnumpy() if self.name == "mx" else y.numpy()
-        return y.transpose(0, 3, 1, 2) if self.layout == "NHWC" else y
-
-    def forward(self, net, x_nchw, training=False) -> np.ndarray:
-        """net(x) with batch norm in training (batch statistics) or inference mode."""
-        x = self.to_native(x_nchw)
-        if self.name == "torch":
-            import torch
-            net.train(training)
-            with torch.no_grad():
-                return self.to_nchw(net(x))
-        if self.name == "mx":
-            from dcgan_mx.compat import mx
-            with (mx.autograd.train_mode() if training else mx.autograd.predict_mode()):
-                return self.to_nchw(net(x))
-        return self.to_nchw(net(x, training=training))
-
-    def layer_shapes(self, net, x_nchw) -> list[tuple[int, ...]]:
-        """Output shape of each spec layer, in this framework's own layout."""
-        return [tuple(o.shape) for o in self.model.layer_outputs(net, self.to_native(x_nchw))]
-
-
-BACKENDS: dict[str, Backend] = {}
-for _name in SAFE_IMPORT_ORDER:
-    if is_installed(_name):
-        BACKENDS[_name] = Backend(_name, layout(_name),
-                                  *(importlib.import_module(f"{package(_name)}.{module}")
-                                    for module in ("model", "weights", "train", "sample", "parity")))
+BACKENDS = {name: load(name) for name in SAFE_IMPORT_ORDER if is_installed(name)}
+for _backend in BACKENDS.values():
+    _backend.train  # imports the framework now, in order (train imports the rest)
 
 
 def random_weights(spec, seed, nets=("G", "D")):
@@ -70,3 +18,29 @@ def random_weights(spec, seed, nets=("G", "D")):
     from common.parity import randomize_batch_norm
     from common.weights import init_weights
     return randomize_batch_norm(init_weights(spec, seed, nets), seed)
+
+
+def layer_shapes(backend, net, x_nchw) -> list[tuple[int, ...]]:
+    """Output shape of each spec layer, in the backend's own layout."""
+    return [tuple(map(int, o.shape)) for o in backend.model.layer_outputs(net, backend.to_tensor(x_nchw))]
+
+
+def snapshot(folder) -> dict:
+    """Every file under `folder` and its SHA-1: equal snapshots, untouched files."""
+    return {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_main(main, argv) -> int:
+    """A command's main(argv), in-process: its exit status (argparse's own errors exit via SystemExit)."""
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code
+
+
+def one_line_error(capsys, status, code, message):
+    """`code` is a CLI's exit status; it must be `status`, with one line on stderr holding `message`."""
+    err = capsys.readouterr().err
+    assert code == status, (code, err[-2000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err[-2000:]

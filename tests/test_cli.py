@@ -1,30 +1,28 @@
-"""The command lines: the demo table, and one-line errors with status 2 on misuse."""
+"""The command lines: the side-by-side shape table, one framework's shapes,
+and one-line errors with status 2 on misuse. In-process where a subprocess
+adds nothing (common.describe starts one per framework itself)."""
 
-import subprocess
-import sys
+import json
 
 import pytest
 
-from common.frameworks import is_installed, quiet_env
-from helpers import BACKENDS
+from common import describe
+from common.backends import is_installed
+from helpers import BACKENDS, one_line_error, run_main
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          env=quiet_env(), timeout=600)
-
-
+@pytest.mark.slow
+@pytest.mark.cross_framework
 @pytest.mark.skipif(not all(map(is_installed, ("torch", "tf", "mx"))), reason="needs all three")
-def test_demo_prints_the_side_by_side_table():
-    proc = run("common.describe", "--image-size", "32", "--n-g", "8", "--n-d", "8")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.splitlines()
+def test_describe_prints_the_side_by_side_table(capsys):
+    assert describe.main(["--image-size", "32", "--n-g", "8", "--n-d", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     header = next(l for l in lines if l.startswith("net"))
     assert header.split() == ["net", "layer", "spec", "NCHW", "torch", "NCHW", "tf", "NHWC", "mx", "NCHW"]
     # G's last layer: NCHW for torch and mx, NHWC for tf, each checked against the spec.
     g_last = next(l for l in lines if l.startswith("G    3"))
     assert g_last.count("(1, 3, 32, 32) ok") == 2 and "(1, 32, 32, 3) ok" in g_last
-    assert "MISMATCH" not in proc.stdout
+    assert not any("MISMATCH" in l for l in lines)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -34,16 +32,15 @@ def test_demo_prints_the_side_by_side_table():
     (["--image-size", "big"], "invalid int value: 'big'"),
     (["--frameworks", "jax"], "unknown framework jax"),
 ])
-def test_demo_misuse_is_one_line_and_status_2(args, message):
-    proc = run("common.describe", *args)
-    assert proc.returncode == 2
-    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert message in proc.stderr
+def test_describe_misuse_is_one_line_and_status_2(capsys, args, message):
+    one_line_error(capsys, 2, run_main(describe.main, args), message)
 
 
-def test_backend_model_cli(fw):
-    proc = run(f"dcgan_{fw}.model", "--image-size", "16", "--n-g", "8", "--n-d", "8")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"G ({fw}, {BACKENDS[fw].layout}" in proc.stdout
-    bad = run(f"dcgan_{fw}.model", "--image-size", "20")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+def test_backend_model_cli(fw, capsys):
+    main = BACKENDS[fw].model.main
+    assert main(["--image-size", "16", "--n-g", "8", "--n-d", "8"]) == 0
+    assert f"G ({fw}, {BACKENDS[fw].layout}" in capsys.readouterr().out
+    assert main(["--image-size", "16", "--n-g", "8", "--n-d", "8", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["framework"] == fw and len(info["G"]) == len(info["D"]) == 3
+    one_line_error(capsys, 2, run_main(main, ["--image-size", "20"]), "image_size must be a power of two")

@@ -1,32 +1,29 @@
 """common.compare: every framework trained in its own process, one report."""
 
+import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from common import compare
-from common.cli import ArgumentParser, add_data_args, add_model_args, add_train_args, config_argv
-from common.config import TrainConfig, config_from_args
-from common.frameworks import is_installed, quiet_env
+from common.backends import is_installed, quiet_env
+from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train_args, config_argv,
+                        config_from_args)
+from common.config import TrainConfig
+from conftest import COMPARE_FLAGS, run_compare
+from helpers import one_line_error, run_main
 
 REPO = Path(__file__).resolve().parents[1]
-FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16", "--num-images", "64",
-         "--epochs", "2"]
+FLAGS = COMPARE_FLAGS
 needs_all = pytest.mark.skipif(not all(map(is_installed, ("torch", "tf", "mx"))), reason="needs all three")
 
 
-def run_compare(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "common.compare", *args], capture_output=True, text=True,
-                          env=env or quiet_env(), cwd=cwd, timeout=900)
-
-
 @needs_all
-def test_compare_trains_all_three_and_reports(tmp_path):
-    out = tmp_path / "cmp"
-    proc = run_compare(*FLAGS, "--out", out)
+@pytest.mark.slow
+@pytest.mark.cross_framework
+def test_compare_trains_all_three_and_reports(comparison):
+    out, proc = comparison
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
     for fw in ("torch", "tf", "mx"):
@@ -40,6 +37,18 @@ def test_compare_trains_all_three_and_reports(tmp_path):
 
 
 @needs_all
+@pytest.mark.slow
+def test_resume_of_a_finished_comparison_trains_nothing(comparison, capsys):
+    out, _ = comparison
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}
+    assert run_main(compare.main, ["--resume", "--out", out]) == 0
+    assert "training" not in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == before
+    assert json.loads((out / "compare.json").read_text())["status"]["mx"]["status"] == "done"
+
+
+@needs_all
+@pytest.mark.slow
 def test_a_crash_in_one_framework_does_not_hide_the_others(tmp_path):
     # A dcgan_mx whose train module fails, found first on PYTHONPATH.
     fake = tmp_path / "fake" / "dcgan_mx"
@@ -48,11 +57,11 @@ def test_a_crash_in_one_framework_does_not_hide_the_others(tmp_path):
     (fake / "train.py").write_text("raise RuntimeError('forced failure for the test')\n")
     env = dict(quiet_env(), PYTHONPATH=os.pathsep.join([str(fake.parent), str(REPO)]))
     out = tmp_path / "cmp"
-    proc = run_compare(*FLAGS, "--out", out, env=env, cwd=tmp_path)
+    proc = run_compare(*FLAGS, "--frameworks", "mx,torch", "--out", out, env=env, cwd=tmp_path)
     assert proc.returncode == 1
     report = (out / "report.md").read_text()
     assert "mx: failed" in report and "RuntimeError: forced failure for the test" in report
-    for fw in ("torch", "tf"):
+    for fw in ("torch",):
         assert (out / fw / "summary.json").exists()
         assert next(l for l in report.splitlines() if l.startswith(f"| {fw} |")).count("failed") == 0
 
@@ -64,9 +73,9 @@ def test_a_missing_framework_names_its_extra(tmp_path, monkeypatch):
 
 
 def test_config_argv_round_trips():
-    config = TrainConfig(image_size=32, n_G=8, n_D=16, data="shapes", num_images=100, lr=0.00123, epochs=3,
-                         batch_size=7, max_steps=11, seed=5, log_every=2, variant="paper", dtype="float64",
-                         preset="paper", out="x")
+    config = TrainConfig().replace(image_size=32, n_G=8, n_D=16, name="shapes", num_images=100, lr=0.00123,
+                                   lr_D=0.0005, epochs=3, batch_size=7, max_steps=11, seed=5, log_every=2,
+                                   variant="paper", dtype="float64", preset="paper", out="x")
     parser = ArgumentParser()
     add_model_args(parser)
     add_data_args(parser)
@@ -78,17 +87,15 @@ def test_config_argv_round_trips():
 @pytest.mark.parametrize("args,message", [
     (["--frameworks", "jax"], "unknown framework jax"),
     (["--epochs", "0"], "epochs must be >= 1"),
-    (["--resume"], "--resume is not supported by compare"),
+    (["--resume"], "holds no comparison"),
 ])
-def test_misuse_is_one_line(tmp_path, args, message):
-    proc = run_compare(*args, "--out", tmp_path / "cmp")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+def test_misuse_is_one_line(tmp_path, capsys, args, message):
+    one_line_error(capsys, 2, run_main(compare.main, [*args, "--out", tmp_path / "cmp"]), message)
     assert not (tmp_path / "cmp").exists()
 
 
-def test_a_used_out_directory_is_refused(tmp_path):
+def test_a_used_out_directory_is_refused(tmp_path, capsys):
     (tmp_path / "cmp").mkdir()
     (tmp_path / "cmp" / "report.md").write_text("an earlier comparison")
-    proc = run_compare("--out", tmp_path / "cmp")
-    assert proc.returncode == 2 and "is not empty" in proc.stderr
+    one_line_error(capsys, 2, run_main(compare.main, ["--out", tmp_path / "cmp"]), "is not empty")
     assert (tmp_path / "cmp" / "report.md").read_text() == "an earlier comparison"

@@ -357,11 +357,15 @@ def test_show_writes_the_books_4x5_grid(tmp_path):
     (["show", "folder"], 2, "--data folder needs --data-dir"),
     (["show", "mnist"], 2, "invalid choice: 'mnist'"),
     (["show", "shapes", "--num-images", "0"], 2, "--num-images must be >= 1"),
+    (["show", "shapes", "--data-dir", "."], 2, "--data-dir is read only with --data folder"),
+    (["show", "pokemon", "--data-url", "some/plain/path"], 2, "--data-url must be a URL"),
     (["show", "pokemon", "--data-url", "http://127.0.0.1:9/", "--cache-dir", "{tmp}"], 1, "--data shapes"),
 ])
-def test_show_errors_are_one_line(tmp_path, args, status, message):
+def test_show_errors_are_one_line(tmp_path, capsys, args, status, message):
+    from common.data.__main__ import main
+    from helpers import one_line_error, run_main
+
     args = [a.replace("{tmp}", str(tmp_path / "c")) for a in args]
-    proc = subprocess.run([sys.executable, "-m", "common.data", *args], capture_output=True, text=True)
-    assert proc.returncode == status and proc.stdout == ""
-    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    one_line_error(capsys, status, run_main(main, args), message)
+    assert capsys.readouterr().out == ""
     assert files_in(tmp_path) == []

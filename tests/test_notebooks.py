@@ -1,13 +1,16 @@
-"""The notebooks run top to bottom (nbclient), small: the cell tagged
-`parameters` is replaced, as papermill would. An exception in any cell fails."""
+"""The notebooks: written by notebooks/build.py (checked here), and run top
+to bottom (nbclient), small: the cell tagged `parameters` is replaced, as
+papermill would. An exception in any cell fails."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from common.frameworks import is_installed
+from common.backends import is_installed
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = '''DATA = "shapes"
@@ -19,10 +22,6 @@ LR = 0.002
 NUM_IMAGES = 64
 MAX_STEPS = None
 OUT = "run"'''
-SMALL_COMPARE = '''FRAMEWORKS = "torch,tf,mx"
-FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16", "--num-images", "64",
-         "--epochs", "1"]
-OUT = "compare"'''
 
 
 def execute(name: str, parameters: str, tmp_path) -> nbformat.NotebookNode:
@@ -39,6 +38,12 @@ def outputs(nb) -> str:
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def test_notebooks_are_what_the_template_writes():
+    proc = subprocess.run([sys.executable, str(NOTEBOOKS / "build.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.slow
 def test_framework_notebook_runs(fw, tmp_path):  # fw: each installed framework (conftest)
     nb = execute(f"dcgan_{fw}.ipynb", SMALL, tmp_path)
     text = outputs(nb)
@@ -49,10 +54,15 @@ def test_framework_notebook_runs(fw, tmp_path):  # fw: each installed framework 
     assert len(images) >= 3  # the data grid, the LeakyReLU plot, the live training plot
 
 
-def test_compare_notebook_runs(tmp_path):
+@pytest.mark.slow
+def test_compare_notebook_runs(comparison, tmp_path):
+    # The notebook's own code, on the session's comparison: with --resume it
+    # reports the finished frameworks without training them again.
     if not all(map(is_installed, ("torch", "tf", "mx"))):
         pytest.skip("needs all three frameworks")
-    nb = execute("compare.ipynb", SMALL_COMPARE, tmp_path)
+    out, _ = comparison
+    nb = execute("compare.ipynb", f'FRAMEWORKS = "torch,tf,mx"\nFLAGS = ["--resume"]\nOUT = "{out}"', tmp_path)
     assert "exit status 0" in outputs(nb)
-    report = (tmp_path / "compare" / "report.md").read_text()
+    report = (out / "report.md").read_text()
     assert all(f"| {fw} |" in report for fw in ("torch", "tf", "mx"))
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)

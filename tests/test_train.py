@@ -1,8 +1,9 @@
 """Training in every backend: outputs, resume, learning, sampling across
-frameworks, and one-line errors for bad input."""
+frameworks, and one-line errors for bad input. CLIs run in-process (their
+`main(argv)`), except where a real signal needs a real process."""
 
-import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,19 +13,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.backends import quiet_env
+from common.cli import config_argv
 from common.config import TrainConfig
-from common.run import read_metrics
-from common.sampling import sample_noise
+from common.rundir import read_metrics
+from common.sampling import generate, sample_noise
 from common.weights import load_weights
-from common.frameworks import quiet_env
-from helpers import BACKENDS
+from helpers import BACKENDS, one_line_error, run_main, snapshot
 
-SMALL = dict(data="shapes", image_size=32, n_G=16, n_D=8, num_images=256, batch_size=32, lr=0.0005,
-             seed=3, log_every=3)  # 8 steps per epoch
+SMALL = dict(image_size=32, n_G=16, n_D=8, num_images=256, batch_size=32, lr=0.0005, seed=3,
+             log_every=3)  # 8 steps per epoch
 
 
-def small_config(out, **overrides):
-    return TrainConfig(**{**SMALL, "epochs": 2, "out": str(out), **overrides})
+def small_config(out, **overrides) -> TrainConfig:
+    return TrainConfig().replace(**{**SMALL, "epochs": 2, "out": str(out), **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ def test_a_run_writes_every_output(fw, trained):
     assert summary["step"] == 16 and not summary["interrupted"]
     saved = json.loads((out / "config.json").read_text())
     assert saved["framework"] == fw and saved["config"]["lr"] == 0.0005
+    assert TrainConfig.from_dict(saved["config"]) == small_config(out)
     assert {"python", "numpy"} <= saved["versions"].keys() and len(saved["versions"]) >= 4
     lines = read_metrics(out)
     assert [(m["kind"], m["step"]) for m in lines] == [
@@ -62,30 +65,32 @@ def test_a_run_writes_every_output(fw, trained):
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporaries left
 
 
+@pytest.mark.cross_framework
 def test_same_seed_same_start_in_every_framework(trained):
     # Same weights, noise and batches: the first logged losses agree closely
-    # (issue-5's parity tests bound them exactly; here a loose sanity check).
+    # (the parity tests bound them exactly; here a loose sanity check).
     first = {name: read_metrics(out)[0] for name, (out, _) in trained.items()}
     values = np.array([[m["loss_D"], m["loss_G"], m["d_real"], m["d_fake"]] for m in first.values()])
     assert np.ptp(values, axis=0).max() < 1e-3, first
 
 
-def test_resumed_run_equals_an_uninterrupted_one(fw, tmp_path):
-    b = BACKENDS[fw]
-    b.train.train(small_config(tmp_path / "straight", max_steps=12), progress=False)
-    b.train.train(small_config(tmp_path / "halves", max_steps=5), progress=False)  # stops mid-epoch 1
-    assert json.loads((tmp_path / "halves" / "checkpoint" / "progress.json").read_text())["step"] == 5
-    summary = b.train.train(small_config(tmp_path / "halves", max_steps=12, resume=True), progress=False)
-    assert summary["step"] == 12
-    straight, _ = load_weights(tmp_path / "straight" / "generator.npz")
-    resumed, _ = load_weights(tmp_path / "halves" / "generator.npz")
-    for key in straight:  # float32 on the CPU: the same operations give the same bits, or nearly
-        np.testing.assert_allclose(resumed[key], straight[key], rtol=0, atol=1e-6, err_msg=key)
-    a, r = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "halves")
-    assert a[-1]["step"] == r[-1]["step"] == 12
+@pytest.mark.slow
+def test_resumed_run_equals_an_uninterrupted_one(fw, trained, tmp_path):
+    b, (straight, _) = BACKENDS[fw], trained[fw]
+    b.train.train(small_config(tmp_path, max_steps=5), progress=False)  # stops mid-epoch 1
+    assert json.loads((tmp_path / "checkpoint" / "progress.json").read_text())["step"] == 5
+    summary = b.train.train(small_config(tmp_path, resume=True), progress=False)
+    assert summary["step"] == 16
+    expected, _ = load_weights(straight / "generator.npz")
+    resumed, _ = load_weights(tmp_path / "generator.npz")
+    for key in expected:  # float32 on the CPU: the same operations give the same bits, or nearly
+        np.testing.assert_allclose(resumed[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
+    a, r = read_metrics(straight), read_metrics(tmp_path)
+    assert a[-1]["step"] == r[-1]["step"] == 16
     assert abs(a[-1]["loss_G"] - r[-1]["loss_G"]) < 1e-5
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
     if "torch" not in BACKENDS:
         pytest.skip("needs torch")
@@ -118,15 +123,15 @@ def learned(out) -> bool:
     return lines[-1]["d_real"] > lines[-1]["d_fake"] + 0.1 and lines[-1]["loss_D"] < lines[0]["loss_D"] - 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sabotage", [False, True], ids=["correct", "swapped-labels"])
 def test_learning_is_measured(fw, tmp_path, monkeypatch, sabotage):
     b = BACKENDS[fw]
     if sabotage:  # the classic bug: real and fake labels swapped everywhere
         real_loss = b.train.loss
-        monkeypatch.setattr(b.train, "loss", (lambda y, logits: real_loss(1 - y, logits)) if fw == "tf"
-                            else (lambda logits, y: real_loss(logits, 1 - y)))
-    config = TrainConfig(**{**SMALL, "image_size": 16, "n_G": 8, "num_images": 512, "batch_size": 32,
-                            "lr": 0.002, "epochs": 3, "log_every": 4, "out": str(tmp_path)})
+        monkeypatch.setattr(b.train, "loss", lambda logits, y: real_loss(logits, 1 - y))
+    config = TrainConfig().replace(**{**SMALL, "image_size": 16, "n_G": 8, "num_images": 512, "batch_size": 32,
+                                      "lr": 0.002, "epochs": 3, "log_every": 4, "out": str(tmp_path)})
     b.train.train(config, progress=False)
     assert learned(tmp_path) is (not sabotage), read_metrics(tmp_path)[-1]
 
@@ -136,114 +141,94 @@ def test_learning_is_measured(fw, tmp_path, monkeypatch, sabotage):
 SAMPLE_ATOL = 1e-4  # inference-mode G on the same weights: float32 kernels differ by ~1e-7
 
 
+@pytest.mark.cross_framework
 def test_every_framework_samples_every_generator_npz(trained):
-    Z = sample_noise(7, 6, small_config("x").latent_dim)
+    Z = sample_noise(7, 6, small_config("x").spec.latent_dim)
     for source, (out, _) in trained.items():
         arrays, spec = load_weights(out / "generator.npz", nets=("G",))
-        images = {}
-        for name, b in BACKENDS.items():
-            y = b.sample.generate(b.sample.load_generator(spec, arrays), Z)
-            images[name] = y.transpose(0, 3, 1, 2) if b.layout == "NHWC" else y
+        images = {name: generate(b, b.generator(spec, arrays), Z) for name, b in BACKENDS.items()}
         ref = images[source]
         assert ref.shape == (6, 3, 32, 32) and np.abs(ref).max() > 0.01  # not blank
         for name, y in images.items():
             np.testing.assert_allclose(y, ref, rtol=0, atol=SAMPLE_ATOL, err_msg=f"{name} on {source}'s weights")
 
 
-def test_sample_cli_writes_grid_npy_and_walks(fw, trained, tmp_path):
+def test_sample_cli_writes_grid_npy_and_walks(fw, trained, tmp_path, capsys):
     source = next(iter(trained))
     npz = trained[source][0] / "generator.npz"
-    run = lambda *a: subprocess.run([sys.executable, "-m", f"dcgan_{fw}.sample", "--weights", str(npz), *a],
-                                    capture_output=True, text=True, env=quiet_env())
-    proc = run("--num", "10", "--seed", "1", "--out", str(tmp_path / "g.png"), "--npy", str(tmp_path / "s.npy"))
-    assert proc.returncode == 0, proc.stderr
+    sample = lambda *a: BACKENDS[fw].sample.main(["--weights", str(npz), *map(str, a)])
+    assert sample("--num", 10, "--seed", 1, "--out", tmp_path / "g.png", "--npy", tmp_path / "s.npy") == 0
     images = np.load(tmp_path / "s.npy")
     assert images.dtype == np.float32 and images.shape == (10, 3, 32, 32)
     assert images.min() >= -1 and images.max() <= 1
     with Image.open(tmp_path / "g.png") as img:
         assert img.size == (2 * (4 * 34 + 2), 2 * (3 * 34 + 2))  # 10 images: 4 columns, 3 rows
-    # Same seed, same images, whichever framework: compare with the source's own generate().
+    # Same seed, same images: compare with the adapter's own generate().
     arrays, spec = load_weights(npz)
     b = BACKENDS[fw]
-    expected = b.sample.generate(b.sample.load_generator(spec, arrays), sample_noise(1, 10, spec.latent_dim))
-    expected = expected.transpose(0, 3, 1, 2) if b.layout == "NHWC" else expected
+    expected = generate(b, b.generator(spec, arrays), sample_noise(1, 10, spec.latent_dim))
     np.testing.assert_allclose(images, expected, rtol=0, atol=SAMPLE_ATOL)
-    walk = run("--num", "2", "--interpolate", "5", "--out", str(tmp_path / "w.png"), "--npy", str(tmp_path / "w.npy"))
-    assert walk.returncode == 0, walk.stderr
+    assert sample("--num", 2, "--interpolate", 5, "--out", tmp_path / "w.png", "--npy", tmp_path / "w.npy") == 0
     w = np.load(tmp_path / "w.npy")
     assert w.shape == (10, 3, 32, 32)
     # A walk moves smoothly: neighbours differ less than its two ends do.
     step = np.abs(w[1] - w[0]).mean()
     assert step < np.abs(w[4] - w[0]).mean()
+    assert "10 images from" in capsys.readouterr().out
 
 
 # -- bad input: one line, status 2, nothing touched --------------------------------------
 
-def cli(fw, module, *args):
-    return subprocess.run([sys.executable, "-m", f"dcgan_{fw}.{module}", *map(str, args)],
-                          capture_output=True, text=True, env=quiet_env(), timeout=300)
-
-
-def snapshot(folder):
-    return {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_one_line_error(proc, message):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
-
-
 @pytest.mark.parametrize("args,message", [
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--batch-size", "0"], "batch_size must be >= 1"),
-    (["--lr", "-1"], "lr must be > 0"),
+    (["--lr", "-1"], "lr must be a finite number > 0"),
+    (["--lr", "inf"], "lr must be a finite number > 0"),
+    (["--lr-d", "nan"], "lr_D must be a finite number > 0"),
+    (["--seed", "-1"], "seed must be a non-negative integer"),
     (["--image-size", "48"], "image_size must be a power of two"),
     (["--data", "cifar"], "invalid choice: 'cifar'"),
     (["--data", "folder"], "--data folder needs --data-dir"),
+    (["--data-dir", "."], "--data-dir is read only with --data folder"),
+    (["--data", "folder", "--data-dir", "/nonexistent/dir"], "--data-dir /nonexistent/dir is not a directory"),
+    (["--data", "pokemon", "--data-url", "some/plain/path"], "--data-url must be a URL"),
     (["--resume"], "holds no run to resume"),
     (["--batch-size", "64", "--num-images", "10"], "larger than the dataset"),
 ])
-def test_bad_training_input(tmp_path, args, message):
-    if "torch" not in BACKENDS:
-        pytest.skip("needs torch")
+def test_bad_training_input(fw, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    assert_one_line_error(cli("torch", "train", "--out", out, *args), message)
+    one_line_error(capsys, 2, run_main(BACKENDS[fw].train.main, ["--out", out, *args]), message)
     assert not out.exists()
 
 
-def test_out_with_another_run_is_refused_and_untouched(fw, trained, tmp_path):
+def test_out_with_another_run_is_refused_and_untouched(fw, trained, capsys):
     out = trained[fw][0]
     before = snapshot(out)
-    assert_one_line_error(cli(fw, "train", "--out", out, "--image-size", 32, "--lr", 0.001),
-                          "holds a run with a different config")
-    assert_one_line_error(cli(fw, "train", "--out", out, "--image-size", 64, "--n-g", 16, "--n-d", 8,
-                              "--resume"), "--resume:")
+    train = BACKENDS[fw].train.main
+    one_line_error(capsys, 2, train(["--out", str(out), "--image-size", "32", "--lr", "0.001"]),
+                   "holds a run with a different config")
+    one_line_error(capsys, 2, train(["--out", str(out), "--image-size", "64", "--n-g", "16", "--n-d", "8",
+                                     "--resume"]), "--resume:")
     assert snapshot(out) == before
 
 
-def test_resume_without_a_complete_checkpoint(tmp_path):
+def test_resume_without_a_complete_checkpoint(tmp_path, capsys):
     if "torch" not in BACKENDS:
         pytest.skip("needs torch")
     out = tmp_path / "run"
-    BACKENDS["torch"].train.train(small_config(out, max_steps=2), progress=False)
-    import shutil
+    config = small_config(out, max_steps=2)
+    BACKENDS["torch"].train.train(config, progress=False)
     shutil.rmtree(out / "checkpoint")
-    assert_one_line_error(cli("torch", "train", "--out", out, *flags(small_config(out)), "--resume"),
-                          "has no complete checkpoint")
+    one_line_error(capsys, 2, BACKENDS["torch"].train.main(config_argv(config) + ["--out", str(out), "--resume"]),
+                   "has no complete checkpoint")
 
 
-def flags(config):
-    return ["--image-size", config.image_size, "--n-g", config.n_G, "--n-d", config.n_D,
-            "--num-images", config.num_images, "--batch-size", config.batch_size, "--lr", config.lr,
-            "--seed", config.seed, "--log-every", config.log_every]
-
-
-def test_bad_weights_for_sample(fw, tmp_path, trained):
+def test_bad_weights_for_sample(fw, tmp_path, trained, capsys):
     good = (trained[next(iter(trained))][0] / "generator.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(good[: len(good) // 3])
     np.savez(tmp_path / "foreign.npz", x=np.zeros(3))
     for name, message in (("cut.npz", "not a readable .npz"), ("foreign.npz", "not a canonical DCGAN"),
                           ("absent.npz", "no such file")):
-        assert_one_line_error(cli(fw, "sample", "--weights", tmp_path / name, "--out", tmp_path / "g.png"), message)
+        code = BACKENDS[fw].sample.main(["--weights", str(tmp_path / name), "--out", str(tmp_path / "g.png")])
+        one_line_error(capsys, 2, code, message)
     assert not (tmp_path / "g.png").exists()

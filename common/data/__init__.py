@@ -1,8 +1,11 @@
-"""Data for all three backends (DESIGN §7): the only code that touches the
-network or the disk for data. The backends receive NumPy batches only.
+"""Data for all three backends (docs/design.md §7): the only code that touches
+the network or the disk for data. The backends receive NumPy batches only.
 
+    DataSource(name, data_dir, data_url, cache_dir, num_images)   what to load, validated once
     load_images(name, image_size, channels=3, **options) -> uint8 (N, H, W, C)
     iterate_batches(images, batch_size, seed, epoch, layout) -> float32 batches in [-1, 1]
+
+`python -m common.data show NAME` (common/data/__main__.py) draws a dataset.
 
 Datasets (REGISTRY):
     pokemon        the book's sprites: <base>/pokemon.zip, SHA-1 checked, an ImageFolder
@@ -33,6 +36,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
@@ -43,6 +47,7 @@ import numpy as np
 
 from common.errors import DataError, UsageError
 from common.files import atomic_write
+from common.options import flag_of, option
 
 D2L_DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -80,6 +85,44 @@ register(Dataset("fashion-mnist", "idx", "train-images-idx3-ubyte.gz", FASHION_M
 register(Dataset("folder", "folder", description="a directory of images: --data-dir"))
 register(Dataset("shapes", "shapes", description="built-in coloured shapes, no download"))
 
+URL_SCHEMES = ("http", "https", "file")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Which images to train on: the data flags of every command, validated
+    here and nowhere else."""
+
+    name: str = option("shapes", "dataset (default shapes: built in, no download)", flag="--data")
+    data_dir: str | None = option(None, "the directory of images for --data folder")
+    data_url: str | None = option(None, "base URL to download from (default: the dataset's; "
+                                        "env DCGAN_DATA_URL)")
+    cache_dir: str | None = option(None, "where downloads and decoded caches live "
+                                         "(default ~/.cache/dcgan; env DCGAN_CACHE_DIR)")
+    num_images: int | None = option(None, "use only the first N images (shapes: generate N, default 10000)")
+
+    def __post_init__(self):
+        flag = lambda name: flag_of(DataSource, name)
+        if self.name not in REGISTRY:
+            raise UsageError(f"unknown dataset {self.name!r}; choose from {', '.join(REGISTRY)}")
+        kind = REGISTRY[self.name].kind
+        if kind == "folder" and not self.data_dir:
+            raise UsageError(f"{flag('name')} folder needs {flag('data_dir')} DIR")
+        if self.data_dir and kind != "folder":
+            raise UsageError(f"{flag('data_dir')} is read only with {flag('name')} folder "
+                             f"(this run's {flag('name')} is {self.name})")
+        if self.data_dir and not Path(self.data_dir).expanduser().is_dir():
+            raise UsageError(f"{flag('data_dir')} {self.data_dir} is not a directory")
+        if self.data_url and urllib.parse.urlsplit(self.data_url).scheme not in URL_SCHEMES:
+            raise UsageError(f"{flag('data_url')} must be a URL ({', '.join(s + '://' for s in URL_SCHEMES)}), "
+                             f"got {self.data_url!r}")
+        if self.num_images is not None and self.num_images < 1:
+            raise UsageError(f"{flag('num_images')} must be >= 1, got {self.num_images}")
+
+    def load(self, image_size: int, channels: int = 3, seed: int = 0, progress=True) -> np.ndarray:
+        """The images as uint8 (N, image_size, image_size, channels)."""
+        return _load(self, image_size, channels, seed, progress)
+
 
 # -- where things live ---------------------------------------------------------
 
@@ -95,12 +138,6 @@ def cache_dir(override=None) -> Path:
 def dataset_url(dataset: Dataset, base_url=None) -> str:
     base = base_url or os.environ.get("DCGAN_DATA_URL") or dataset.base_url
     return base.rstrip("/") + "/" + dataset.filename
-
-
-def get_dataset(name: str) -> Dataset:
-    if name not in REGISTRY:
-        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(REGISTRY)}")
-    return REGISTRY[name]
 
 
 # -- download --------------------------------------------------------------------
@@ -297,7 +334,7 @@ def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int =
     shape's "radius", "cx" and "cy" in pixels.
     """
     if num_images < 1:
-        raise DataError(f"--num-images must be >= 1, got {num_images}")
+        raise UsageError(f"num_images must be >= 1, got {num_images}")
     rng = np.random.default_rng(seed)
     S = image_size
     kind = rng.integers(0, 3, num_images)
@@ -336,23 +373,23 @@ def load_images(name: str, image_size: int, channels: int = 3, *, data_dir=None,
 
     Decoded once and cached; every framework and every run reuse the cache.
     """
+    return DataSource(name, data_dir, data_url, cache, num_images).load(image_size, channels, seed, progress)
+
+
+def _load(source: DataSource, image_size: int, channels: int, seed: int, progress) -> np.ndarray:
     if channels not in (1, 3):
-        raise DataError(f"channels must be 1 or 3, got {channels}")
-    dataset = get_dataset(name)
+        raise UsageError(f"channels must be 1 or 3, got {channels}")
+    dataset, cache, num_images = REGISTRY[source.name], source.cache_dir, source.num_images
     if dataset.kind == "shapes":
         return make_shapes(num_images or DEFAULT_NUM_SHAPES, image_size, channels, seed)
     if dataset.kind == "folder":
-        if not data_dir:
-            raise DataError("--data folder needs --data-dir DIR")
-        folder = Path(data_dir).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"--data-dir {folder} is not a directory")
+        folder = Path(source.data_dir).expanduser()
         key = _folder_key(folder)
         cache_file = cache_dir(cache) / "folder" / f"{folder.resolve().name}-{key[:12]}-{image_size}px-c{channels}.npy"
         images = _cached(cache_file, image_size, channels,
                          lambda: decode_folder(folder, image_size, channels, progress))
     else:
-        archive = download(dataset, cache, data_url, progress)
+        archive = download(dataset, cache, source.data_url, progress)
         cache_file = archive.with_name(f"{archive.name.split('.')[0]}-{dataset.digest[:12]}-"
                                        f"{image_size}px-c{channels}.npy")
         if dataset.kind == "archive":
@@ -412,50 +449,3 @@ def iterate_batches(images: np.ndarray, batch_size: int, seed: int, epoch: int,
         if layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
         yield np.ascontiguousarray(batch, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
-# -- python -m common.data show NAME --out grid.png ---------------------------------------
-
-def main(argv=None) -> int:
-    from common.cli import ArgumentParser, add_data_args, run_cli
-    from common.viz import save_grid
-
-    parser = ArgumentParser(prog="python -m common.data",
-                            description="Show a dataset: its first 20 images in a 4x5 grid.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    show = sub.add_parser("show", help="save the first 20 images as a 4x5 grid")
-    show.error = parser.error
-    show.add_argument("name", choices=list(REGISTRY))
-    show.add_argument("--out", default="grid.png", help="PNG to write (default grid.png)")
-    show.add_argument("--image-size", type=int, default=64)
-    show.add_argument("--channels", type=int, default=3, choices=(1, 3))
-    show.add_argument("--seed", type=int, default=0)
-    add_data_args(show, with_name=False)
-
-    def run(argv):
-        args = parser.parse_args(argv)
-        images = load_from_args(args, args.image_size, args.channels, name=args.name)
-        path = save_grid(images[:20], 4, 5, args.out)
-        print(f"{args.name}: {len(images)} images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]}; "
-              f"first {min(20, len(images))} in {path}")
-        return 0
-
-    return run_cli(parser.prog, run, argv)
-
-
-def load_from_args(args, image_size, channels, name=None) -> np.ndarray:
-    """load_images with the shared command-line options. Misuse (folder without
-    --data-dir, a bad --num-images) is a UsageError, raised before any work."""
-    name = name or args.data
-    if name == "folder" and not args.data_dir:
-        raise UsageError("--data folder needs --data-dir DIR")
-    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
-        raise UsageError(f"--data-dir {args.data_dir} is not a directory")
-    if args.num_images is not None and args.num_images < 1:
-        raise UsageError(f"--num-images must be >= 1, got {args.num_images}")
-    return load_images(name, image_size, channels, data_dir=args.data_dir, data_url=args.data_url,
-                       cache=args.cache_dir, num_images=args.num_images, seed=args.seed)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
