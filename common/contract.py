@@ -28,8 +28,10 @@ from pathlib import Path
 from common.backends import FRAMEWORKS
 from common.config import ADAM_EPSILON
 
-MODULES = ("core", "model", "weights", "train", "sample")
-OWN_SIGNATURE = {("model", "G_block"), ("model", "D_block")}
+MODULES = ("core", "model", "weights", "train", "sample", "book")
+# The chapter's own code keeps each framework's own signatures.
+OWN_SIGNATURE = {("model", "G_block"), ("model", "D_block"), ("book", "G_block"), ("book", "D_block"),
+                 ("book", "update_D"), ("book", "update_G")}
 ROOT = Path(__file__).resolve().parents[1]
 
 # -- the contract -----------------------------------------------------------------------
@@ -167,6 +169,34 @@ class sample:
 
     def main(argv=None):
         """Sample canonical weights with this backend."""
+
+
+class book:
+    """The book's own code for the chapter, kept as the benchmark's reference (common.bench);
+    nothing trains with it. Its blocks and update functions are the book's, verbatim."""
+
+    BOOK_LR = "the book's learning rate for this framework"
+
+    def try_gpu(i=0):
+        """The book's d2l.try_gpu."""
+
+    class G_block:
+        """The book's."""
+
+    class D_block:
+        """The book's."""
+
+    def update_D():
+        """The book's, in its own signature."""
+
+    def update_G():
+        """The book's, in its own signature."""
+
+    def book_nets(n_G=64, n_D=64, latent_dim=100, *, device=None):
+        """(net_G, net_D), the book's 64x64 nets, initialised as its train does."""
+
+    def book_step(batch_size=64, n_G=64, n_D=64, latent_dim=100, lr=None, seed=0, *, device=None):
+        """A callable running one step of the book's train loop on random data, synced."""
 
 
 # -- the check ---------------------------------------------------------------------------
