@@ -1,0 +1,408 @@
+"""common.metrics (SWD, the shapes judge, Fréchet distance, KID, the command line) and
+common.fid (FID/KID plumbing with a randomly initialised FID Inception, never the real weights).
+
+Sizes are kept small (16-32 px, 64-256 images) so that the file runs in seconds; the judge is
+trained once per session into a temporary cache."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from common import metrics
+from common.data import PALETTE, SHAPE_KINDS, make_shapes
+from common.backends import quiet_env
+from common.metrics import (as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
+                            laplacian_pyramid, load_judge, swd)
+
+
+def to_float(images_uint8):
+    """uint8 NHWC -> float32 in [-1, 1], as the generators produce."""
+    return images_uint8.astype(np.float32) / np.float32(127.5) - np.float32(1)
+
+
+def paint(mask, rng, channels=3):
+    """Boolean masks (N, S, S) -> uint8 NHWC images in two distinct palette colours."""
+    n = len(mask)
+    bg = rng.integers(0, 10, n)
+    fg = (bg + rng.integers(1, 10, n)) % 10
+    images = np.where(mask[..., None], PALETTE[fg][:, None, None], PALETTE[bg][:, None, None])
+    if channels == 1:
+        images = np.round(images @ np.array([0.299, 0.587, 0.114]))[..., None]
+    return images.astype(np.uint8)
+
+
+# -- the input convention --------------------------------------------------------------------
+
+def test_layouts_and_dtypes_are_one_convention():
+    u8 = make_shapes(4, 16, seed=3)  # NHWC uint8
+    expected = u8.astype(np.float32) / 255
+    for images in (u8, u8.transpose(0, 3, 1, 2), to_float(u8), to_float(u8).transpose(0, 3, 1, 2)):
+        np.testing.assert_allclose(as_float_nhwc(images), expected, atol=1e-6)
+    gray = make_shapes(4, 16, channels=1, seed=3)
+    assert as_float_nhwc(gray.transpose(0, 3, 1, 2)).shape == (4, 16, 16, 1)
+    assert as_float_nhwc(np.full((1, 3, 8, 8), 5.0)).max() == 1.0  # floats outside [-1, 1] are clipped
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros((2, 5, 6, 7), np.float32), "cannot tell the layout"),
+    (np.zeros((16, 16, 3), np.float32), "4-d batch"),
+    (np.zeros((2, 16, 16, 3), np.int32), "uint8"),
+    (np.full((2, 16, 16, 3), np.nan, np.float32), "NaN"),
+])
+def test_bad_images_are_a_clear_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        as_float_nhwc(bad)
+
+
+# -- sliced Wasserstein distance ----------------------------------------------------------------
+
+def test_pyramid_is_the_reference_one():
+    # Karras et al.'s code builds it with scipy.ndimage.convolve(mode='mirror') (as cv2.pyrDown/pyrUp).
+    ndimage = pytest.importorskip("scipy.ndimage")
+    g = np.float32([[1, 4, 6, 4, 1], [4, 16, 24, 16, 4], [6, 24, 36, 24, 6], [4, 16, 24, 16, 4], [1, 4, 6, 4, 1]]) / 256
+    x = make_shapes(4, 64, seed=1).transpose(0, 3, 1, 2).astype(np.float32)
+    ref = [x.copy()]
+    for _ in range(2):
+        low = ndimage.convolve(ref[-1], g[None, None], mode="mirror")[:, :, ::2, ::2]
+        up = np.zeros(ref[-1].shape, np.float32)
+        up[:, :, ::2, ::2] = low
+        ref[-1] = ref[-1] - ndimage.convolve(up, g[None, None] * 4, mode="mirror")
+        ref.append(low)
+    ours = laplacian_pyramid(x.transpose(0, 2, 3, 1), 3)
+    for a, b in zip(ref, ours):
+        np.testing.assert_allclose(b.transpose(0, 3, 1, 2), a, atol=1e-3)  # of values up to 255
+
+
+@pytest.fixture(scope="module")
+def swd_sets():
+    real = make_shapes(256, 32, seed=0)
+    other = make_shapes(256, 32, seed=1)
+    rng = np.random.default_rng(5)
+    f = to_float(other)
+    return real, {"other real": other,
+                  "blurred": gaussian_blur(f, 1.0),
+                  "noisy": f + np.float32(0.1) * rng.standard_normal(f.shape, np.float32),
+                  "uniform noise": rng.uniform(-1, 1, f.shape).astype(np.float32)}
+
+
+def test_swd_ranks_degradations_of_the_project_data(swd_sets):
+    # Measured (256 vs 256 at 32x32, seed 0): other real 23, blurred (sigma 1 px) 49, noisy
+    # (N(0, 0.1) in [-1, 1]) 95, uniform noise 241. Each must beat the one before by 30%.
+    real, sets = swd_sets
+    values = {name: swd(real, images)["swd"] for name, images in sets.items()}
+    names = list(values)
+    for a, b in zip(names, names[1:]):
+        assert values[a] * 1.3 < values[b], values
+    assert 10 < values["other real"] < 40 and 150 < values["uniform noise"] < 350, values
+
+
+def test_swd_levels_seed_and_layout():
+    real, fake = make_shapes(64, 32, seed=0), make_shapes(64, 32, seed=1)
+    result = swd(real, fake, seed=3)
+    assert list(result["levels"]) == [32, 16]
+    assert result["swd"] == pytest.approx(np.mean(list(result["levels"].values())))
+    assert swd(real, fake, seed=3) == result  # same seed, same value, exactly
+    other_seed = swd(real, fake, seed=4)["swd"]
+    assert other_seed != result["swd"] and other_seed == pytest.approx(result["swd"], rel=0.15)
+    # Every accepted form of the same images: the same value (to float32 rounding).
+    for r, f in ((real.transpose(0, 3, 1, 2), fake), (to_float(real), to_float(fake).transpose(0, 3, 1, 2))):
+        assert swd(r, f, seed=3)["swd"] == pytest.approx(result["swd"], rel=1e-4)
+    assert list(swd(make_shapes(8, 64), make_shapes(8, 64, seed=1), nhoods_per_image=4)["levels"]) == [64, 32, 16]
+    assert list(swd(make_shapes(8, 16), make_shapes(8, 16, seed=1), nhoods_per_image=4)["levels"]) == [16]
+
+
+def test_swd_histograms_match_sorting():
+    # The default 1-d distances come from 4096-bin histograms; exact=True sorts, as the reference.
+    real, fake = make_shapes(64, 32, seed=0), to_float(make_shapes(64, 32, seed=1)) + 0.05
+    fast, exact = swd(real, fake), swd(real, fake, exact=True)
+    for res in fast["levels"]:
+        assert fast["levels"][res] == pytest.approx(exact["levels"][res], rel=2e-3)
+
+
+def test_swd_refuses_mismatched_sets():
+    with pytest.raises(ValueError, match="differ in image shape"):
+        swd(make_shapes(4, 32), make_shapes(4, 16))
+    with pytest.raises(ValueError, match="at least 16"):
+        swd(make_shapes(4, 8), make_shapes(4, 8))
+
+
+# -- Fréchet distance and KID ----------------------------------------------------------------------
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((200, 16)), rng.standard_normal((300, 16)) @ rng.standard_normal((16, 16)) * 0.5 + 1
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
+    assert feature_fd(a, b) == pytest.approx(ref, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-9)
+
+
+def test_feature_fd_with_fewer_vectors_than_dimensions_is_exact():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((10, 300)), rng.standard_normal((12, 300)) + 0.1
+    full = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    # (The 300-d computation is the less accurate one: square roots of ~1e-15 eigenvalues that
+    # should be 0 add ~1e-8 each.)
+    assert feature_fd(a, b) == pytest.approx(full, rel=1e-6)
+    assert feature_fd(a, a) == pytest.approx(0, abs=1e-8)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((400, 32)), rng.standard_normal((400, 32))
+    same, _ = kid(a, b, subsets=20, subset_size=200)
+    shifted, _ = kid(a, b + 0.5, subsets=20, subset_size=200)
+    assert abs(same) < 0.01 and shifted > 0.1
+
+
+# -- the shapes judge ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def judge_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("dcgan-cache")
+
+
+@pytest.fixture(scope="session")
+def judge(judge_cache):
+    return load_judge(16, 3, cache=judge_cache)
+
+
+def degraded_sets(real_uint8, rng):
+    """Degradations the judge never saw in training: other blur kernels and strengths, another
+    noise law, multiplicative and one-pixel-in-four period-2 patterns, other odd shapes."""
+    n, size = len(real_uint8), real_uint8.shape[1]
+    x = to_float(real_uint8)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    i, j = np.mgrid[0:size, 0:size]
+    checker = ((-1.0) ** (i + j))[None, :, :, None]
+    one_in_four = ((i % 2 == 0) & (j % 2 == 0))[None, :, :, None] - 0.25
+    y, xg = np.mgrid[0:size, 0:size] + 0.5
+    cx, cy = (rng.uniform(0.4, 0.6, (2, n, 1, 1)) * size)
+    r0 = rng.uniform(0.2, 0.3, (n, 1, 1)) * size
+    dx, dy = xg[None] - cx, y[None] - cy
+    return {
+        "box blur 3x3": sum(padded[:, a:a + size, b:b + size] for a in range(3) for b in range(3)) / 9,
+        "gaussian blur 2 px": gaussian_blur(x, 2.0),
+        "uniform noise +-0.1": x + rng.uniform(-0.1, 0.1, x.shape),
+        "multiplicative checkerboard": (x + 1) * (1 + 0.15 * checker) - 1,
+        "one pixel in four": x + 0.2 * one_in_four,
+        "crosses": paint(((abs(dx) < 0.3 * r0) & (abs(dy) < r0)) | ((abs(dy) < 0.3 * r0) & (abs(dx) < r0)), rng),
+        "two discs": paint((np.hypot(dx - 0.9 * r0, dy) < 0.6 * r0) | (np.hypot(dx + 0.9 * r0, dy) < 0.6 * r0), rng),
+        "thin ellipses": paint((dx / r0) ** 2 + (dy / (0.3 * r0)) ** 2 <= 1, rng),
+    }
+
+
+def test_judge_recognises_real_shapes_and_their_kinds(judge):
+    real, labels = make_shapes(400, 16, seed=4242, labels=True)  # not a seed used in training
+    kinds, probs = judge.classify(real)
+    assert (kinds >= 0).mean() >= 0.95  # measured: 0.99
+    assert (kinds == labels["kind"]).mean() >= 0.95
+    report = judge.report(real)
+    assert report["recognised"] == pytest.approx((kinds >= 0).mean())
+    truth = np.bincount(labels["kind"][kinds >= 0], minlength=3)
+    assert report["kinds"] == dict(zip(SHAPE_KINDS, truth.tolist()))
+    assert report["fd"] < 2 and report["fd_real"] < 2  # measured: about 0.2
+
+
+def test_judge_reads_colours_from_pixels(judge):
+    real, labels = make_shapes(200, 16, seed=77, labels=True)
+    bg, fg = image_colours(real)
+    assert (bg == labels["bg"]).all() and (fg == labels["fg"]).all()
+    report = judge.report(real)
+    assert report["colours"]["bg"]["white"] == (labels["bg"] == 8).sum()
+    assert sum(report["colours"]["fg"].values()) == 200 and report["colours"]["fg"]["other"] == 0
+
+
+def test_judge_rejects_degraded_images_and_its_fd_ranks_them(judge):
+    real = make_shapes(300, 16, seed=4243)
+    base = judge.report(real)
+    for name, images in degraded_sets(real, np.random.default_rng(0)).items():
+        report = judge.report(np.clip(images, -1, 1).astype(np.float32) if images.dtype != np.uint8 else images,
+                          baseline=False)
+        assert report["recognised"] <= 0.2, (name, report["recognised"])  # measured: 0 to 0.01
+        assert report["fd"] > 20 * base["fd"], (name, report["fd"], base["fd"])  # measured: > 100x
+
+
+def test_judge_works_for_one_channel(judge_cache):
+    judge = load_judge(16, 1, cache=judge_cache)
+    real = make_shapes(200, 16, channels=1, seed=4244)
+    report = judge.report(real)
+    assert report["recognised"] >= 0.95 and report["colours"] is None
+    noisy = to_float(real) + np.random.default_rng(0).uniform(-0.1, 0.1, real.shape).astype(np.float32)
+    assert judge.report(np.clip(noisy, -1, 1), baseline=False)["recognised"] <= 0.2
+
+
+def test_judge_cache_is_reused_and_rebuilt_when_unreadable(judge, judge_cache, tmp_path, monkeypatch):
+    path = metrics.judge_path(16, 3, judge_cache)
+    assert path.is_file() and "shapes-v1" in path.name and metrics.JUDGE_VERSION in path.name
+    again = load_judge(16, 3, cache=judge_cache)  # from the file: same weights
+    assert all(np.array_equal(a, b) for a, b in zip(again.mlp.weights, judge.mlp.weights))
+    calls = []
+    monkeypatch.setattr(metrics, "train_judge", lambda *a, **k: calls.append(a) or judge)
+    broken = metrics.judge_path(16, 3, tmp_path)
+    broken.parent.mkdir(parents=True)
+    for contents in (b"not a judge", path.read_bytes()[:5000]):  # garbage, a truncated file
+        broken.write_bytes(contents)
+        load_judge(16, 3, cache=tmp_path)
+    assert calls == [(16, 3)] * 2
+    assert metrics.Judge.load(broken, 16, 3).meta["image_size"] == 16  # rewritten, sound
+    with pytest.raises(ValueError):
+        metrics.Judge.load(broken, 16, 1)  # a judge for 3 channels is not one for 1
+
+
+# -- the command line (in-process) -------------------------------------------------------------------
+
+@pytest.fixture
+def fakes_npy(tmp_path):
+    """64 shapes images as `sample --npy` writes them: float32 NCHW in [-1, 1]."""
+    path = tmp_path / "samples.npy"
+    np.save(path, to_float(make_shapes(64, 16, seed=9)).transpose(0, 3, 1, 2))
+    return path
+
+
+def run_main(capsys, *argv):
+    status = metrics.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_swd_json(capsys, fakes_npy):
+    status, out, err = run_main(capsys, "swd", "--fake", fakes_npy, "--num", 64, "--num-images", 500, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"swd", "levels"} and list(result["levels"]) == ["16"]
+    assert result["num_real"] == result["num_fake"] == 64 and result["swd"] > 0
+    status, out, _ = run_main(capsys, "swd", "--fake", fakes_npy, "--num", 64, "--num-images", 500)
+    assert status == 0 and "16x16" in out and "mean" in out
+
+
+def test_cli_judge(capsys, fakes_npy, judge, judge_cache):
+    argv = ["judge", "--fake", fakes_npy, "--num-images", 500, "--cache-dir", judge_cache]
+    status, out, err = run_main(capsys, *argv, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["recognised"] >= 0.95 and sum(result["kinds"].values()) == round(64 * result["recognised"])
+    # With 64 images the kind mix alone moves the Fréchet distance (measured: 10.5 here, 0.3-5 for
+    # other real draws, fd_real 1.6 on average); degraded sets score hundreds.
+    assert set(result["colours"]) == {"bg", "fg"} and result["fd"] < 30 and 0 < result["fd_real"] < 30
+    status, out, err = run_main(capsys, *argv)
+    assert status == 0 and "recognised" in out and "FD vs real" in out
+
+
+def test_cli_samples_a_generator_npz_through_the_backend(capsys, tmp_path, monkeypatch):
+    # The subprocess is replaced by a stand-in that writes what `sample --npy` would.
+    import common.backends as frameworks
+
+    calls = []
+
+    def fake_run_module(framework, module, args, **kwargs):
+        calls.append((framework, module, [str(a) for a in args]))
+        npy = args[args.index("--npy") + 1]
+        np.save(npy, to_float(make_shapes(int(args[args.index("--num") + 1]), 16, seed=1)).transpose(0, 3, 1, 2))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(frameworks, "run_module", fake_run_module)
+    monkeypatch.setattr(frameworks, "is_installed", lambda name: True)
+    weights = tmp_path / "generator.npz"
+    weights.write_bytes(b"")
+    status, out, err = run_main(capsys, "swd", "--fake", weights, "--framework", "mx", "--num", 32,
+                                "--seed", 7, "--num-images", 300, "--json")
+    assert status == 0, err
+    (framework, module, args), = calls
+    assert (framework, module) == ("mx", "sample") and args[:6] == ["--weights", str(weights), "--num", "32",
+                                                                    "--seed", "7"]
+    assert json.loads(out)["num_fake"] == 32
+    # A backend that is not installed: one line, status 2.
+    monkeypatch.setattr(frameworks, "is_installed", lambda name: False)
+    status, out, err = run_main(capsys, "swd", "--fake", weights, "--framework", "tf")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "tensorflow is not installed" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["swd", "--fake", "{tmp}/absent.npy"], "no such file"),
+    (["swd", "--fake", "{tmp}/wrong.npy"], "cannot tell the layout"),
+    (["swd", "--fake", "{tmp}/flat.npy"], "4-d batch"),
+    (["swd", "--fake", "{tmp}/notes.txt"], "expected images in an .npy"),
+    (["swd", "--fake", "{tmp}/garbage.npy"], "not a readable .npy"),
+    (["swd", "--fake", "{fakes}", "--image-size", "32"], "--image-size 32 but the fakes"),
+    (["swd", "--fake", "{fakes}", "--num", "0"], "--num must be >= 1"),
+    (["judge", "--fake", "{fakes}", "--data", "fashion-mnist"], "the judge knows only the built-in shapes"),
+    (["fid", "--fake", "{fakes}"], "pt_inception-2015-12-05-6726825d.pth"),
+    (["fid", "--fake", "{fakes}", "--inception-weights", "{tmp}/absent.pth"], "no such file"),
+    (["swd"], "the following arguments are required: --fake"),
+])
+def test_cli_misuse_is_one_line_and_status_2(capsys, tmp_path, fakes_npy, argv, message):
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 5, 6, 7), np.float32))
+    np.save(tmp_path / "flat.npy", np.zeros((16, 16, 3), np.float32))
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "garbage.npy").write_bytes(b"not numpy")
+    argv = [a.format(tmp=tmp_path, fakes=fakes_npy) for a in argv]
+    try:
+        status, out, err = run_main(capsys, *argv)
+    except SystemExit as e:  # argparse's own errors exit from parse_args
+        status, (out, err) = e.code, capsys.readouterr()
+    assert status == 2
+    assert out == "" and len(err.strip().splitlines()) == 1 and message in err, err
+    if argv[0] == "fid" and "absent" not in " ".join(argv):
+        assert "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" in err
+        assert "--inception-weights PATH" in err
+
+
+# -- FID and KID plumbing: a randomly initialised FID Inception, in a fresh process ---------------------
+# (torchvision must not load after TensorFlow, which conftest has loaded in this one.)
+
+FID_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, torch
+    torch.set_num_threads(1)
+    import torch.hub
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+    torch.hub.load_state_dict_from_url = no_download
+    from common import fid, metrics
+    from common.data import make_shapes
+    tmp = sys.argv[1]
+    weights = fid.save_random_inception(tmp + "/random-inception.pth", seed=0)
+    net = fid.build_inception()
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    model = fid.pool3_extractor(net)
+    a, b = make_shapes(4, 32, seed=1), make_shapes(4, 32, seed=2)
+    fa, fb = fid.inception_features(a, model), fid.inception_features(b, model)
+    # pytorch-fid's own wrapper, given the same network, must give the same features.
+    import pytorch_fid.inception as pfi
+    built, pfi.fid_inception_v3 = pfi.fid_inception_v3, lambda: net
+    reference = pfi.InceptionV3([3]).eval()
+    pfi.fid_inception_v3 = built
+    with torch.no_grad():
+        ref = reference(torch.from_numpy(a[:1].transpose(0, 3, 1, 2).astype(np.float32) / 255))[0].flatten(1)
+    np.save(tmp + "/fakes.npy", (b[:2].astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2))
+    status = metrics.main(["fid", "--fake", tmp + "/fakes.npy", "--num", "2", "--num-images", "50",
+                           "--inception-weights", str(weights), "--device", "cpu", "--json"])
+    print(json.dumps({"features": list(fa.shape), "finite": bool(np.isfinite(fa).all() and np.isfinite(fb).all()),
+                      "scale": float(np.abs(fa).mean()), "self": fid.scores(fa, fa), "other": fid.scores(fa, fb),
+                      "vs_pytorch_fid": float(np.abs(ref.double().numpy() - fa[:1]).max()), "cli_status": status}))
+""")
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "torchvision", "pytorch_fid")),
+                    reason="needs torch, torchvision and pytorch-fid")
+def test_fid_plumbing_with_a_random_inception(tmp_path):
+    env = quiet_env() | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", FID_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    cli, result = json.loads(lines[-2]), json.loads(lines[-1])
+    assert result["features"] == [4, 2048] and result["finite"] and result["scale"] > 1e-3
+    assert result["vs_pytorch_fid"] < 1e-4 * max(result["scale"], 1)
+    assert result["self"]["fid"] == pytest.approx(0, abs=1e-6 * result["other"]["fid"])
+    assert result["other"]["fid"] > 0.1 and result["other"]["kid"] > result["self"]["kid"]
+    assert result["cli_status"] == 0 and set(cli) >= {"fid", "kid", "kid_std"}
+    assert np.isfinite([cli["fid"], cli["kid"]]).all() and cli["num_real"] == cli["num_fake"] == 2
