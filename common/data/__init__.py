@@ -1,7 +1,7 @@
 """Data for all three backends (docs/design.md §7): the only code that touches
 the network or the disk for data. The backends receive NumPy batches only.
 
-    DataSource(name, data_dir, data_url, cache_dir, num_images)   what to load, validated once
+    DataSource(name, data_dir, data_url, cache_dir, num_images, cifar_class)   what to load, validated once
     load_images(name, image_size, channels=3, **options) -> uint8 (N, H, W, C)
     iterate_batches(images, batch_size, seed, epoch, layout) -> float32 batches in [-1, 1]
 
@@ -10,7 +10,11 @@ the network or the disk for data. The backends receive NumPy batches only.
 Datasets (REGISTRY):
     pokemon        the book's sprites: <base>/pokemon.zip, SHA-1 checked, an ImageFolder
     fashion-mnist  the book's exercise: the official train images, MD5 as published
+    mnist          the official train images (MD5 as published), from PyTorch's mirror
+    cifar10        the official python archive (MD5 as published); --cifar-class picks one class
     folder         any directory of images (--data-dir), ImageFolder or flat
+    celeba         aligned-and-cropped faces, fetched by hand (--data-dir): centre 108x108, resized
+    lsun           one category exported to a folder by LSUN's own script (--data-dir)
     shapes         built in: coloured discs, squares and triangles, generated from the seed
 
 Downloads stream to a temporary file in the cache directory, are checked
@@ -18,6 +22,15 @@ against the registry's digest, then renamed into place. Archives are extracted
 into a temporary directory (refusing links and paths that leave it), then
 renamed into place. Decoded images are cached as one uint8 .npy beside the
 archive, keyed by the archive's digest, the size, the channels and DECODE_RULES.
+The cache directory is checked for writing before anything is downloaded or
+decoded.
+
+Images decode to what a viewer shows: the first frame, EXIF orientation
+applied, 16-bit samples scaled (not clipped) to 8 bits, CMYK and palettes
+converted, transparency composited onto white. Oversized images (Pillow's
+decompression-bomb limit) are skipped and counted, except JPEGs, which libjpeg
+decodes at a reduced scale (`draft`). Folders are walked following links to
+sub-folders, each real directory and file once.
 
 Cache directory: --cache-dir, else $DCGAN_CACHE_DIR, else $XDG_CACHE_HOME/dcgan,
 else ~/.cache/dcgan. Base URL: --data-url, else $DCGAN_DATA_URL, else the
@@ -28,10 +41,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import pickle
 import shutil
 import socket
 import stat
+import struct
 import sys
 import tarfile
 import tempfile
@@ -40,6 +56,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -51,21 +68,37 @@ from common.options import flag_of, option
 
 D2L_DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# MNIST's own host (http://yann.lecun.com/exdb/mnist/) often refuses downloads;
+# torchvision falls back to PyTorch's S3 mirror, which serves the same files
+# (same MD5s). --data-url or $DCGAN_DATA_URL names another.
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
+CELEBA_PAGE = "http://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+LSUN_REPO = "https://github.com/fyu/lsun"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# DCGAN-tensorflow's CelebA convention (--input_height 108 --crop): the central
+# 108x108 of the 178x218 aligned faces (the face, little background), resized to 64.
+CELEBA_CROP = 108
 DOWNLOAD_TIMEOUT = 30  # seconds without data before a download gives up
 # Bump when decoding changes (compositing, resampling, cropping): old caches are then not reused.
-DECODE_RULES = "rgb-white-bicubic-centercrop-v1"
+# v2: EXIF orientation, 16-bit scaled, first frame, oversized JPEGs drafted, links followed.
+DECODE_RULES = "rgb-white-bicubic-centercrop-v2"
 DEFAULT_NUM_SHAPES = 10_000
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    kind: str  # "archive" (zip/tar of images), "idx" (gzipped IDX images), "folder", "shapes"
-    filename: str = ""
+    # "archive" (zip/tar of images), "idx" (gzipped IDX images), "cifar" (CIFAR-10's
+    # pickled batches in a tar), "folder" (images on the user's disk: --data-dir), "shapes"
+    kind: str
+    filename: str = ""  # the file to download; for a folder dataset, the archive --data-dir may hold
     base_url: str = ""
     digest: str = ""
-    algorithm: str = "sha1"  # what the publisher gives: SHA-1 for d2l, MD5 for Fashion-MNIST
+    algorithm: str = "sha1"  # what the publisher gives: SHA-1 for d2l, MD5 for the others
     description: str = ""
+    crop: int = 0  # a centre square of this many source pixels, resized; 0: shorter side resized, centre cropped
+    by_hand: str = ""  # how to get it where no script can: the errors say it ({data_dir}: the flag)
 
 
 REGISTRY: dict[str, Dataset] = {}
@@ -76,16 +109,39 @@ def register(dataset: Dataset) -> Dataset:
     return dataset
 
 
+CELEBA_BY_HAND = (f'download "Align&Cropped Images" (img_align_celeba.zip, 1.4 GB) by hand from {CELEBA_PAGE} '
+                  "(its Google Drive cannot be scripted), and pass the directory holding it, or the extracted "
+                  "img_align_celeba/ folder, as {data_dir} DIR")
+LSUN_BY_HAND = (f"LSUN ships LMDB databases: with its scripts ({LSUN_REPO}) run `python download.py -c bedroom`, "
+                "unzip bedroom_train_lmdb.zip, `python data.py export bedroom_train_lmdb --out_dir DIR --flat`, "
+                "and pass {data_dir} DIR")
+
 register(Dataset("pokemon", "archive", "pokemon.zip", D2L_DATA_URL,
                  "c065c0e2593b8b161a2d7873e42418bf6a21106c", "sha1",
                  "the book's Pokemon sprites (d2l data hub)"))
 register(Dataset("fashion-mnist", "idx", "train-images-idx3-ubyte.gz", FASHION_MNIST_URL,
                  "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "md5",
                  "Fashion-MNIST training images (Zalando Research), 28x28 grayscale"))
+register(Dataset("mnist", "idx", "train-images-idx3-ubyte.gz", MNIST_URL,
+                 "f68b3c2dcbeaaa9fbdd348bbdeb94873", "md5",
+                 "MNIST training digits (LeCun, Cortes, Burges), 28x28 grayscale"))
+register(Dataset("cifar10", "cifar", "cifar-10-python.tar.gz", CIFAR_URL,
+                 "c58f30108f718f92721af3b95e74349a", "md5",
+                 "CIFAR-10 training images (Krizhevsky), 32x32 colour; one class: --cifar-class"))
 register(Dataset("folder", "folder", description="a directory of images: --data-dir"))
+register(Dataset("celeba", "folder", "img_align_celeba.zip", digest="00d2c5bc6d35e252742224ab0c1e8fcb",
+                 algorithm="md5", description="CelebA aligned-and-cropped faces, 178x218, fetched by hand: "
+                                              "--data-dir", crop=CELEBA_CROP, by_hand=CELEBA_BY_HAND))
+register(Dataset("lsun", "folder", description="one LSUN category exported to a folder: --data-dir",
+                 by_hand=LSUN_BY_HAND))
 register(Dataset("shapes", "shapes", description="built-in coloured shapes, no download"))
 
 URL_SCHEMES = ("http", "https", "file")
+
+
+def _one_of(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 @dataclass(frozen=True)
@@ -94,22 +150,26 @@ class DataSource:
     here and nowhere else."""
 
     name: str = option("shapes", "dataset (default shapes: built in, no download)", flag="--data")
-    data_dir: str | None = option(None, "the directory of images for --data folder")
+    data_dir: str | None = option(None, "the directory of images for --data folder, celeba or lsun")
     data_url: str | None = option(None, "base URL to download from (default: the dataset's; "
                                         "env DCGAN_DATA_URL)")
     cache_dir: str | None = option(None, "where downloads and decoded caches live "
                                          "(default ~/.cache/dcgan; env DCGAN_CACHE_DIR)")
     num_images: int | None = option(None, "use only the first N images (shapes: generate N, default 10000)")
+    cifar_class: str | None = option(None, "--data cifar10: train on one class (" + " ".join(CIFAR10_CLASSES)
+                                     + ") or all (default)")
 
     def __post_init__(self):
         flag = lambda name: flag_of(DataSource, name)
         if self.name not in REGISTRY:
             raise UsageError(f"unknown dataset {self.name!r}; choose from {', '.join(REGISTRY)}")
-        kind = REGISTRY[self.name].kind
-        if kind == "folder" and not self.data_dir:
-            raise UsageError(f"{flag('name')} folder needs {flag('data_dir')} DIR")
-        if self.data_dir and kind != "folder":
-            raise UsageError(f"{flag('data_dir')} is read only with {flag('name')} folder "
+        dataset = REGISTRY[self.name]
+        takes = lambda kind: _one_of(n for n, d in REGISTRY.items() if d.kind == kind)
+        if dataset.kind == "folder" and not self.data_dir:
+            how = f": {dataset.by_hand.format(data_dir=flag('data_dir'))}" if dataset.by_hand else ""
+            raise UsageError(f"{flag('name')} {self.name} needs {flag('data_dir')} DIR{how}")
+        if self.data_dir and dataset.kind != "folder":
+            raise UsageError(f"{flag('data_dir')} is read only with {flag('name')} {takes('folder')} "
                              f"(this run's {flag('name')} is {self.name})")
         if self.data_dir and not Path(self.data_dir).expanduser().is_dir():
             raise UsageError(f"{flag('data_dir')} {self.data_dir} is not a directory")
@@ -118,6 +178,15 @@ class DataSource:
                              f"got {self.data_url!r}")
         if self.num_images is not None and self.num_images < 1:
             raise UsageError(f"{flag('num_images')} must be >= 1, got {self.num_images}")
+        if self.cifar_class is not None:
+            if self.cifar_class not in (*CIFAR10_CLASSES, "all"):
+                raise UsageError(f"{flag('cifar_class')} must be one of {', '.join(CIFAR10_CLASSES)} or all, "
+                                 f"got {self.cifar_class!r}")
+            if dataset.kind != "cifar":
+                raise UsageError(f"{flag('cifar_class')} is read only with {flag('name')} {takes('cifar')} "
+                                 f"(this run's {flag('name')} is {self.name})")
+            if self.cifar_class == "all":  # the default, spelt out: one value for one meaning
+                object.__setattr__(self, "cifar_class", None)
 
     def load(self, image_size: int, channels: int = 3, seed: int = 0, progress=True) -> np.ndarray:
         """The images as uint8 (N, image_size, image_size, channels)."""
@@ -133,6 +202,23 @@ def cache_dir(override=None) -> Path:
         return Path(os.environ["DCGAN_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dcgan"
+
+
+def writable_cache_dir(override=None) -> Path:
+    """cache_dir(override), created if missing and checked for writing now, before
+    anything is downloaded or decoded: a UsageError (exit 2) names it otherwise."""
+    path = cache_dir(override)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=".dcgan-write-test.", dir=path):
+            pass
+    except OSError as e:
+        named = (flag_of(DataSource, "cache_dir") if override else
+                 "$DCGAN_CACHE_DIR" if os.environ.get("DCGAN_CACHE_DIR") else "the cache directory")
+        reason = "a file, not a directory" if path.exists() and not path.is_dir() else e.strerror or str(e)
+        raise UsageError(f"{named} {path} is not a writable directory ({reason}); "
+                         f"choose another with {flag_of(DataSource, 'cache_dir')} DIR") from None
+    return path
 
 
 def dataset_url(dataset: Dataset, base_url=None) -> str:
@@ -244,60 +330,187 @@ def _check_member(name: str, archive):
 
 # -- decoding ----------------------------------------------------------------------
 
-def decode_image(path, image_size: int, channels: int = 3) -> np.ndarray:
-    """One file -> uint8 (H, W, C). The format is sniffed from the content, not
-    the name. Transparency is composited onto white; palette and grayscale
-    become RGB (or L for one channel); the shorter side is resized to
-    image_size (bicubic) and the centre cropped."""
-    from PIL import Image, ImageOps
+# What a file that is not an image (or is damaged, or too large) raises: it is skipped and counted.
+def _unreadable():
+    from PIL import Image
 
-    with Image.open(path) as img:
+    return (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            Image.DecompressionBombError)
+
+
+def decode_image(path, image_size: int, channels: int = 3, crop: int = 0) -> np.ndarray:
+    """One file (a path or a binary file object) -> uint8 (H, W, C), as a viewer
+    shows it. The format is sniffed from the content, not the name; the first
+    frame of an animation is used; EXIF orientation is applied; 16-bit samples
+    are scaled to 8 bits; CMYK, palette and grayscale become RGB (or L for one
+    channel); transparency is composited onto white. Then either the shorter
+    side is resized to image_size (bicubic) and the centre cropped, or, with
+    `crop`, the central crop x crop pixels are resized to image_size.
+
+    An image over Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS) is
+    refused with DecompressionBombError, unless it is a JPEG, which libjpeg
+    decodes directly at 1/2, 1/4 or 1/8 scale (`draft`) when that still leaves
+    image_size pixels. Past twice the limit Pillow refuses every format at open.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():  # the limit is enforced below, as an error
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path)
+    with img:
+        width, height = img.size
+        if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+            reference = min(crop, width, height) if crop else min(width, height)
+            scale = image_size / reference
+            if img.format != "JPEG" or not img.draft(None, (max(1, round(width * scale)),
+                                                            max(1, round(height * scale)))):
+                raise Image.DecompressionBombError(f"{width}x{height} pixels is over the limit of "
+                                                   f"{Image.MAX_IMAGE_PIXELS}")
+        img.seek(0)
         img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img.alpha_composite(rgba)
-        img = img.convert("RGB" if channels == 3 else "L")
-        img = ImageOps.fit(img, (image_size, image_size), method=Image.BICUBIC)
+        reduced = img.size[0] / width  # < 1 where draft decoded at a reduced scale
+        img = _viewable(img, channels)
+        w, h = img.size
+        if crop:
+            side = max(1, min(round(crop * reduced), w, h))
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.resize((image_size, image_size), Image.BICUBIC, box=(left, top, left + side, top + side))
+        else:
+            from PIL import ImageOps
+
+            img = ImageOps.fit(img, (image_size, image_size), method=Image.BICUBIC)
     array = np.asarray(img, dtype=np.uint8)
     return array[..., None] if channels == 1 else array
 
 
+def _viewable(img, channels: int):
+    """A loaded image as the viewer shows it, in mode RGB (channels 3) or L (1)."""
+    from PIL import Image, ImageOps
+
+    try:
+        ImageOps.exif_transpose(img, in_place=True)  # orientations 2 to 8: upright
+    except (SyntaxError, ValueError, TypeError, KeyError, struct.error, OSError):
+        pass  # EXIF that cannot be read: shown as stored, as a viewer does
+    if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit gray: 65535 is white, scaled not clipped
+        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img.alpha_composite(rgba)
+    target = "RGB" if channels == 3 else "L"
+    if img.mode == "F":
+        img = img.convert("L")  # floating-point gray: Pillow's clip to 0..255
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")  # CMYK (Adobe's inverted too), YCbCr, palette, bilevel
+    return img if img.mode == target else img.convert(target)
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Every file under `folder` (flat or in class sub-folders), sorted, hidden ones skipped."""
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
+    """Every file under `folder` (flat or in class sub-folders), sorted, hidden
+    ones skipped. Links to folders are followed, each real directory once (a
+    link cycle ends there); a file reached twice (a link to it) is listed once;
+    a broken link is listed (and then counted unreadable); pipes, sockets and
+    devices are not."""
+    files, seen_dirs, seen_files = [], set(), set()
+    stack = [Path(folder)]
+    while stack:  # depth first, in name order: a folder's files, then each sub-folder's
+        directory = stack.pop()
+        real_dir = os.path.realpath(directory)
+        if real_dir in seen_dirs:
+            continue
+        seen_dirs.add(real_dir)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable sub-folder is left out, as os.walk does
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name != "__MACOSX":
+                    subdirs.append(Path(entry.path))
+                continue
+            if not _is_file_or_broken_link(entry):
+                continue  # a pipe, socket or device: opening it could block, and it is no image
+            real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_dir, entry.name)
+            if real not in seen_files:
+                seen_files.add(real)
+                files.append(Path(entry.path))
+        stack += reversed(subdirs)
     return files
 
 
-def decode_folder(folder: Path, image_size: int, channels: int = 3, progress=True) -> np.ndarray:
-    """Decode every readable image under `folder`; unreadable files are skipped
-    and counted in one warning. No readable image at all is a DataError."""
-    from PIL import Image
+def _is_file_or_broken_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+    except OSError:
+        return False
+
+
+def _decode_all(items, count: int, where, image_size: int, channels: int, crop: int, progress,
+                hint: str = "") -> np.ndarray:
+    """Decode (name, opener) items; unreadable ones are skipped and counted in one
+    warning. No readable image at all is a DataError (with `hint`, if any)."""
     from tqdm import tqdm
 
-    files = image_files(folder)
-    images, skipped = [], []
-    for path in tqdm(files, desc=f"decode {folder.name}", unit="img", disable=not progress,
-                     file=sys.stderr, leave=False):
+    images = np.empty((count, image_size, image_size, channels), np.uint8)  # filled in place: one copy in memory
+    done, skipped = 0, []
+    unreadable = _unreadable()
+    for name, opener in tqdm(items, total=count, desc=f"decode {Path(str(where)).name}", unit="img",
+                             disable=not progress, file=sys.stderr, leave=False):
         try:
-            images.append(decode_image(path, image_size, channels))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            skipped.append(path)
+            images[done] = decode_image(opener(), image_size, channels, crop)
+            done += 1
+        except unreadable:
+            skipped.append(name)
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable file(s) of {len(files)} in {folder} "
-                      f"(first: {skipped[0].name})", stacklevel=2)
-    if not images:
-        raise DataError(f"no readable image in {folder}")
-    return np.stack(images)
+        warnings.warn(f"skipped {len(skipped)} unreadable file(s) of {count} in {where} "
+                      f"(first: {PurePosixPath(skipped[0]).name})", stacklevel=3)
+    if not done:
+        raise DataError(f"no readable image in {where}" + (f"; {hint}" if hint else ""))
+    return images[:done]
+
+
+def decode_folder(folder: Path, image_size: int, channels: int = 3, progress=True, crop: int = 0,
+                  hint: str = "") -> np.ndarray:
+    """Decode every readable image under `folder`; unreadable files (and broken
+    links) are skipped and counted in one warning. No readable image at all is
+    a DataError."""
+    files = image_files(folder)
+    return _decode_all(((p.name, lambda p=p: p) for p in files), len(files), folder, image_size, channels,
+                       crop, progress, hint)
+
+
+def decode_zip(archive: Path, image_size: int, channels: int = 3, progress=True, crop: int = 0,
+               hint: str = "") -> np.ndarray:
+    """Decode every readable image in a zip, in name order, straight from its
+    entries (nothing is extracted, so no entry can land anywhere); hidden and
+    __MACOSX entries are skipped, unreadable ones counted."""
+    try:
+        z = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{archive} is not a readable zip archive ({e})") from None
+    with z:
+        entries = sorted((i for i in z.infolist() if not i.is_dir() and not any(
+            part.startswith(".") or part == "__MACOSX" for part in PurePosixPath(i.filename).parts)),
+            key=lambda i: i.filename)
+        return _decode_all(((i.filename, lambda i=i: io.BytesIO(z.read(i))) for i in entries), len(entries),
+                           archive, image_size, channels, crop, progress, hint)
 
 
 def read_idx_images(path: Path) -> np.ndarray:
     """Images of a gzipped IDX file (MNIST's format) as uint8 (N, rows, cols)."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a gzipped IDX file ({e})") from None
     magic, n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in range(0, 16, 4))
     if magic != 2051 or len(data) != 16 + n * rows * cols:
         raise DataError(f"{path}: not an IDX image file")
@@ -312,6 +525,85 @@ def resize_all(gray: np.ndarray, image_size: int, channels: int) -> np.ndarray:
         gray = np.stack([np.asarray(Image.fromarray(g).resize((image_size, image_size), Image.BICUBIC))
                          for g in gray])
     return np.repeat(gray[..., None], channels, axis=-1)
+
+
+def resize_rgb(rgb: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """(N, h, w, 3) RGB -> (N, S, S, channels): to gray first for one channel (as
+    decode_image does), then resized bicubic where the size differs."""
+    from PIL import Image
+
+    if channels == 3 and rgb.shape[1:3] == (image_size, image_size):
+        return rgb
+    out = np.empty((len(rgb), image_size, image_size, channels), np.uint8)
+    for i, pixels in enumerate(rgb):
+        img = Image.fromarray(pixels)
+        if channels == 1:
+            img = img.convert("L")
+        if img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), Image.BICUBIC)
+        out[i] = np.asarray(img).reshape(image_size, image_size, channels)
+    return out
+
+
+# -- CIFAR-10's python archive -------------------------------------------------------
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """CIFAR's batches are pickled dicts of bytes, lists and one NumPy array:
+    nothing else may be named, so a tampered pickle cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_images(archive: Path, cifar_class: str | None = None) -> np.ndarray:
+    """The training images of CIFAR-10's python archive as uint8 (N, 32, 32, 3):
+    cifar-10-batches-py/data_batch_1..5, each a pickled dict with b"data" (N, 3072)
+    in CHW order and b"labels", read straight from the tar (only regular files;
+    nothing is extracted). `cifar_class` (a name of CIFAR10_CLASSES) keeps that class."""
+    batches = {}
+    try:
+        with tarfile.open(archive) as t:
+            for member in t:
+                path = PurePosixPath(member.name)
+                if path.parent != PurePosixPath(CIFAR_FOLDER) or path.name not in CIFAR_BATCHES:
+                    continue
+                if not member.isfile():
+                    raise DataError(f"{archive}: refusing {member.name!r}, which is not a regular file")
+                batches[path.name] = _read_batch(t.extractfile(member), f"{archive}:{member.name}")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{archive} is not a readable tar archive ({e})") from None
+    missing = [b for b in CIFAR_BATCHES if b not in batches]
+    if missing:
+        raise DataError(f"{archive} is not CIFAR-10's python archive: no {CIFAR_FOLDER}/{missing[0]}")
+    data = np.concatenate([batches[b][0] for b in CIFAR_BATCHES])
+    labels = np.concatenate([batches[b][1] for b in CIFAR_BATCHES])
+    if cifar_class is not None:
+        data = data[labels == CIFAR10_CLASSES.index(cifar_class)]
+        if not len(data):
+            raise DataError(f"no {cifar_class} image in {archive}")
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+
+
+def _read_batch(f, where: str):
+    try:
+        batch = _BatchUnpickler(f, encoding="bytes").load()
+        data, labels = batch[b"data"], np.asarray(batch[b"labels"], np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise DataError(f"{where} is not a CIFAR-10 batch ({e})") from None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3 * 32 * 32 and labels.shape == (len(data),)):
+        raise DataError(f"{where} is not a CIFAR-10 batch (data {getattr(data, 'shape', '?')}, "
+                        f"{len(labels)} labels)")
+    return data, labels
 
 
 # -- the built-in shapes -------------------------------------------------------------
@@ -368,45 +660,83 @@ def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int =
 # -- loading, with the uint8 cache ---------------------------------------------------
 
 def load_images(name: str, image_size: int, channels: int = 3, *, data_dir=None, data_url=None,
-                cache=None, num_images=None, seed: int = 0, progress=True) -> np.ndarray:
+                cache=None, num_images=None, seed: int = 0, progress=True, cifar_class=None) -> np.ndarray:
     """The dataset `name` as uint8 (N, image_size, image_size, channels), NHWC.
 
     Decoded once and cached; every framework and every run reuse the cache.
     """
-    return DataSource(name, data_dir, data_url, cache, num_images).load(image_size, channels, seed, progress)
+    return DataSource(name, data_dir, data_url, cache, num_images, cifar_class).load(
+        image_size, channels, seed, progress)
 
 
 def _load(source: DataSource, image_size: int, channels: int, seed: int, progress) -> np.ndarray:
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
-    dataset, cache, num_images = REGISTRY[source.name], source.cache_dir, source.num_images
+    dataset, num_images = REGISTRY[source.name], source.num_images
     if dataset.kind == "shapes":
         return make_shapes(num_images or DEFAULT_NUM_SHAPES, image_size, channels, seed)
+    root = writable_cache_dir(source.cache_dir)  # before any download or decoding
     if dataset.kind == "folder":
-        folder = Path(source.data_dir).expanduser()
-        key = _folder_key(folder)
-        cache_file = cache_dir(cache) / "folder" / f"{folder.resolve().name}-{key[:12]}-{image_size}px-c{channels}.npy"
-        images = _cached(cache_file, image_size, channels,
-                         lambda: decode_folder(folder, image_size, channels, progress))
+        images = _load_local(dataset, Path(source.data_dir).expanduser(), root, image_size, channels, progress)
     else:
-        archive = download(dataset, cache, source.data_url, progress)
-        cache_file = archive.with_name(f"{archive.name.split('.')[0]}-{dataset.digest[:12]}-"
-                                       f"{image_size}px-c{channels}.npy")
+        archive = download(dataset, root, source.data_url, progress)
+        stem = archive.name.split(".")[0]
+        subset = f"-{source.cifar_class or 'all'}" if dataset.kind == "cifar" else ""
+        cache_file = archive.with_name(f"{stem}-{dataset.digest[:12]}{subset}-{image_size}px-c{channels}.npy")
         if dataset.kind == "archive":
-            build = lambda: decode_folder(extract(archive, archive.with_name(archive.name.split(".")[0])),
-                                          image_size, channels, progress)
+            build = lambda: decode_folder(extract(archive, archive.with_name(stem)), image_size, channels, progress)
+        elif dataset.kind == "cifar":
+            build = lambda: resize_rgb(read_cifar_images(archive, source.cifar_class), image_size, channels)
         else:
             build = lambda: resize_all(read_idx_images(archive), image_size, channels)
         images = _cached(cache_file, image_size, channels, build)
     return images[:num_images] if num_images else images
 
 
-def _folder_key(folder: Path) -> str:
-    """A digest of the folder's listing (names, sizes, modification times) and the rules."""
-    h = hashlib.sha1(DECODE_RULES.encode())
-    for path in image_files(folder):
-        st = path.stat()
-        h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+def _load_local(dataset: Dataset, data_dir: Path, root: Path, image_size: int, channels: int, progress):
+    """A dataset on the user's disk: --data-dir is a folder of images, or holds the
+    dataset's folder (img_align_celeba/) or archive (img_align_celeba.zip)."""
+    hint = dataset.by_hand.format(data_dir=flag_of(DataSource, "data_dir"))
+    source = data_dir
+    if dataset.filename:
+        folder, archive = data_dir / dataset.filename.split(".")[0], data_dir / dataset.filename
+        source = folder if folder.is_dir() else archive if archive.is_file() else data_dir
+    elif (data_dir / "data.mdb").is_file():
+        raise DataError(f"{data_dir} holds an LMDB database, not images" + (f"; {hint}" if hint else ""))
+    key = _local_key(source, dataset.crop)
+    name = source.resolve().name.split(".")[0] if source.is_file() else source.resolve().name
+    cache_file = root / dataset.name / f"{name}-{key[:12]}-{image_size}px-c{channels}.npy"
+    if source.is_file():
+        def build():
+            _check_by_hand_archive(source, dataset)
+            return decode_zip(source, image_size, channels, progress, dataset.crop, hint)
+    else:
+        build = lambda: decode_folder(source, image_size, channels, progress, dataset.crop, hint)
+    return _cached(cache_file, image_size, channels, build)
+
+
+def _check_by_hand_archive(archive: Path, dataset: Dataset):
+    """A fetched-by-hand archive is used as it is; one that is not the published
+    file (a re-zipped copy, say) gets a warning, not a refusal."""
+    if dataset.digest and (actual := file_digest(archive, dataset.algorithm)) != dataset.digest:
+        warnings.warn(f"{archive} is not the published {dataset.filename} ({dataset.algorithm.upper()} "
+                      f"{actual}, published {dataset.digest}); using it anyway", stacklevel=3)
+
+
+def _local_key(source: Path, crop: int = 0) -> str:
+    """A digest of the rules and of a folder's listing (names, sizes, modification
+    times) or of one archive's size and modification time."""
+    h = hashlib.sha1(f"{DECODE_RULES}-crop{crop}".encode())
+    for path in image_files(source) if source.is_dir() else [source]:
+        try:
+            st = path.stat()
+        except OSError:  # a broken link: listed (and counted unreadable), keyed by the link itself
+            try:
+                st = path.lstat()
+            except OSError:
+                continue  # gone since the listing
+        relative = path.relative_to(source) if path != source else path.name
+        h.update(f"{relative}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
