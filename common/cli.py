@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 
 from common.config import TrainConfig, resolve
 from common.data import REGISTRY, DataSource
-from common.errors import DCGANError
+from common.errors import EXIT_INTERRUPTED, DCGANError
 from common.options import flag, options, value_type
 from common.spec import ModelSpec
 
 NOT_FLAGS = ("out", "resume")  # what config_argv leaves to the caller
+
+
+def seed(text: str) -> int:
+    """An argparse type for --seed: NumPy's generators take 0 <= seed < 2**63 here."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer below 2**63, got {value}")
+    return value
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -101,12 +113,16 @@ def config_argv(config: TrainConfig) -> list[str]:
 
 def run_cli(prog: str, main, argv=None) -> int:
     """Call main(argv). A DCGANError (common.errors) is one line on stderr and
-    its exit status: 2 for bad input, 1 for data that cannot be had."""
+    its exit status (2 for bad input, 1 for data or files that cannot be had,
+    3 for a diverged run); a second Ctrl-C, one line and 130."""
     try:
         return main(argv) or 0
     except DCGANError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_status
+    except KeyboardInterrupt:
+        print(f"{prog}: stopped at once; files already written stand", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def train_main(framework: str, train, argv=None) -> int:
@@ -120,6 +136,6 @@ def train_main(framework: str, train, argv=None) -> int:
     def main(argv):
         args = parser.parse_args(argv)
         summary = train(config_from_args(args), progress=args.progress)
-        return 130 if summary["interrupted"] else 0
+        return 128 + signal.Signals[summary["signal"]] if summary["signal"] else 0
 
     return run_cli(parser.prog, main, argv)

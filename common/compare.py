@@ -14,8 +14,9 @@ Then:
                        per-step loss difference from the other frameworks
     DIR/compare.json   the config and each framework's status, for --resume
 
-Ctrl-C stops the framework in training after its current step (it writes a
-checkpoint), starts no other, and writes the report for what finished;
+Ctrl-C (or SIGTERM) stops the framework in training after its current step
+(it writes a checkpoint), starts no other, and writes the report for what
+finished, exiting 130 (143);
 `--resume` then trains what did not finish, each from its own checkpoint.
 Per-step losses are logged at every step (--log-every 1 unless given).
 """
@@ -23,7 +24,6 @@ Per-step losses are logged at every step (--log-every 1 unless given).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -36,8 +36,8 @@ from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train
                         config_from_args, given, run_cli)
 from common.config import TrainConfig
 from common.data import DataSource
-from common.errors import EXIT_INTERRUPTED, UsageError
-from common.rundir import CHECKPOINT, PROGRESS, read_metrics, write_json, write_text
+from common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
+from common.rundir import CHECKPOINT, PROGRESS, check_output_dir, read_metrics, write_json, write_text
 from common.signals import StopRequests
 from common.spec import ModelSpec
 
@@ -65,14 +65,14 @@ def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests 
         passed_on = False
         while child.poll() is None:
             if stop is not None and stop.requested is not None and not passed_on:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(stop.requested)  # SIGINT or SIGTERM, as this process got it
                 passed_on = True
             try:
                 child.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 pass
     result["wall_s"] = time.perf_counter() - start
-    if child.returncode == EXIT_INTERRUPTED:
+    if child.returncode in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         result.update(status="interrupted", error=f"{name}: interrupted; checkpoint kept (continue with --resume)")
         return result
     if child.returncode != 0 or not (run_dir / "summary.json").exists():
@@ -174,6 +174,7 @@ def main(argv=None) -> int:
     def run(argv):
         args = parser.parse_args(argv)
         out = Path(args.out).expanduser()
+        check_output_dir(out)
         if args.resume:
             config, names, statuses = resume_state(args, out)
         else:
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
             plot(results, out / "compare.png")
         print(text.replace("\n![comparison](compare.png)\n", f"\nwritten: {out / 'report.md'}, {out / 'compare.png'}"))
         if stop.requested is not None:
-            return EXIT_INTERRUPTED
+            return 128 + stop.requested
         return 0 if all(r["ok"] for r in results) else 1
 
     return run_cli(parser.prog, run, argv)

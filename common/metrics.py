@@ -853,7 +853,7 @@ def _real_subset(args, image_size: int, channels: int, num: int) -> np.ndarray:
 def _fakes(args):
     fakes, what = load_fakes(args.fake, args.framework, args.num, args.seed)
     fakes = as_float_nhwc(fakes) * np.float32(2) - np.float32(1)  # one layout for what follows: NHWC, [-1, 1]
-    size, channels = fakes.shape[1], fakes.shape[3]
+    size = fakes.shape[1]
     if fakes.shape[1] != fakes.shape[2]:
         raise UsageError(f"--fake {args.fake}: images are {fakes.shape[1]}x{fakes.shape[2]}; square images expected")
     if args.image_size is not None and args.image_size != size:
@@ -869,7 +869,7 @@ def _print_json(obj):
 
 def main(argv=None) -> int:
     from common.backends import FRAMEWORKS
-    from common.cli import ArgumentParser, add_data_args, data_source_from_args, run_cli
+    from common.cli import ArgumentParser, add_data_args, data_source_from_args, run_cli, seed as cli_seed
 
     parser = ArgumentParser(prog="python -m common.metrics",
                             description="Image-quality metrics of generated images against real ones.")
@@ -884,7 +884,7 @@ def main(argv=None) -> int:
         p.add_argument("--framework", default="torch", choices=list(FRAMEWORKS),
                        help="which backend samples a generator.npz (default torch)")
         p.add_argument("--num", type=int, default=512, help="images on each side (default 512)")
-        p.add_argument("--seed", type=int, default=0,
+        p.add_argument("--seed", type=cli_seed, default=0,
                        help="the real subset (and for shapes the images made), the generator's noise and the "
                             "metric's randomness (default 0, as training's)")
         p.add_argument("--image-size", type=int, help="default: the fakes' size; a different one is an error")

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from common.backends import Backend, install_hint, is_installed, load, parse_frameworks, quiet_env
-from common.cli import ArgumentParser, run_cli
+from common.cli import ArgumentParser, run_cli, seed as cli_seed
 from common.config import PRESETS
 from common.data import iterate_batches, make_shapes
 from common.errors import UsageError
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, help="default: the d2l preset's, 0.005")
     parser.add_argument("--lr-g", type=float, help="G's learning rate in the steps (default: --lr)")
     parser.add_argument("--lr-d", type=float, help="D's learning rate in the steps (default: --lr)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli_seed, default=0)
     parser.add_argument("--frameworks", default="torch,tf,mx", help="two or more of torch,tf,mx")
     # A framework's own process (see run_worker): not for users.
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -4,7 +4,7 @@ and calls into a `Run` in the same order:
 
     run = Run.open(config, framework, LAYOUT)   # checks --out, loads the data; writes nothing
     ...build the nets, place them, make the optimizers, compile the step...
-    if run.resuming: load_checkpoint(run.checkpoint_dir, ...)
+    if run.resuming: run.restore(load_checkpoint, G, D, opt_G, opt_D)
     run.start(versions, device, params, sample=..., save_checkpoint=..., export_generator=...)
     for epoch in run.epochs():
         for X, Z in run.batches(epoch):
@@ -21,6 +21,7 @@ computes exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -29,7 +30,7 @@ import numpy as np
 from common.callbacks import SAMPLE_COLS, SAMPLE_ROWS, default_callbacks
 from common.config import TrainConfig
 from common.data import iterate_batches, num_batches
-from common.errors import UsageError
+from common.errors import CheckpointError, DivergedError, UsageError
 from common.rundir import RunDir, read_metrics  # noqa: F401  (read_metrics: the run's records, for callers)
 from common.signals import StopRequests
 from common.viz import to_uint8
@@ -60,7 +61,7 @@ class Run:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.stop = StopRequests()
         self.device = None
-        self._sums, self._count = None, 0             # since the last metrics line
+        self._pending = []                             # each step's metrics since the last line, on the device
         self._run_examples, self._run_time = 0, 0.0    # this invocation, for the closing line
         self._last = None
 
@@ -74,7 +75,17 @@ class Run:
         images = config.data.load(spec.image_size, spec.channels, config.seed)
         if config.batch_size > len(images):
             raise UsageError(f"--batch-size {config.batch_size} is larger than the dataset ({len(images)} images)")
-        return cls(config, framework, layout, rundir, images, default_callbacks(progress, callback))
+        run = cls(config, framework, layout, rundir, images, default_callbacks(progress, callback))
+        if run.step > run.total_steps:
+            raise UsageError(f"--resume: {rundir.path} is at step {run.step} already; --epochs {config.epochs}"
+                             + (f" and --max-steps {config.max_steps}" if config.max_steps else "")
+                             + f" end at step {run.total_steps}, before it")
+        return run
+
+    @property
+    def finished(self) -> bool:
+        """Resumed at its last step: nothing to train, nothing to write."""
+        return self.resuming and self.step >= self.total_steps
 
     @property
     def resuming(self) -> bool:
@@ -83,6 +94,16 @@ class Run:
     @property
     def checkpoint_dir(self):
         return self.dir.checkpoint_dir
+
+    def restore(self, load_checkpoint, *state) -> None:
+        """load_checkpoint(directory, *state) from the checkpoint open() verified;
+        whatever the framework raises becomes one line naming the directory."""
+        try:
+            load_checkpoint(self.checkpoint_dir, *state)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"cannot load the checkpoint in {self.checkpoint_dir} ({first}); "
+                                  f"train again with another --out") from None
 
     def start(self, versions: dict, device: str, params: dict, sample, save_checkpoint, export_generator) -> None:
         """From here on the run writes into its directory.
@@ -93,6 +114,9 @@ class Run:
         """
         self.device = device
         self.sample, self.save_checkpoint, self.export_generator = sample, save_checkpoint, export_generator
+        if self.finished:
+            return
+        self.dir.prepare()
         self.dir.write_config(self.config, device, params, versions,
                               {"images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
         if self.resuming:
@@ -101,7 +125,7 @@ class Run:
     # -- the loop -----------------------------------------------------------------
 
     def epochs(self):
-        """Epoch numbers (1-based) still to run; Ctrl-C stops after the current step."""
+        """Epoch numbers (1-based) still to run; Ctrl-C or SIGTERM stops after the current step."""
         with self.stop:
             while self.step < self.total_steps and not self.stop.requested:
                 yield self.step // self.steps_per_epoch + 1
@@ -119,10 +143,10 @@ class Run:
             yield X.astype(cfg.dtype, copy=False), Z.astype(cfg.dtype, copy=False)
 
     def step_done(self, metrics: dict) -> None:
-        """Account one finished step. `metrics` holds framework scalars; they
-        are summed on the device and read back only when a line is logged."""
-        self._sums = dict(metrics) if self._sums is None else {k: self._sums[k] + metrics[k] for k in METRICS}
-        self._count += 1
+        """Account one finished step. `metrics` holds framework scalars, kept
+        on the device and read back only when a line is logged (no host sync
+        per step)."""
+        self._pending.append(metrics)
         self.step += 1
         self._call("on_step_end")
         every = self.config.log_every
@@ -143,9 +167,14 @@ class Run:
         speed = self._run_examples / self._run_time if self._run_time else 0.0
         summary = {"step": self.step, "loss_D": last.get("loss_D"), "loss_G": last.get("loss_G"),
                    "examples_per_sec": speed, "device": self.device,
-                   "interrupted": self.stop.requested is not None, "out": str(self.dir.path)}
+                   "interrupted": self.stop.requested is not None, "signal": self.stop.name,
+                   "out": str(self.dir.path)}
+        if self.finished and not self._run_examples:
+            print(f"{self.dir.path} is at step {self.step} of {self.total_steps} already: nothing to do "
+                  f"(raise --epochs or --max-steps to train on)", file=sys.stderr)
+            return {**summary, "nothing_to_do": True}
         if self.stop.requested is not None:
-            print(f"interrupted at step {self.step}; checkpoint saved in {self.checkpoint_dir} "
+            print(f"stopped by {self.stop.name} at step {self.step}; checkpoint saved in {self.checkpoint_dir} "
                   f"(continue with --resume)", file=sys.stderr)
         self.dir.write_summary(summary)
         self._call("on_train_end", summary)
@@ -161,18 +190,39 @@ class Run:
             getattr(callback, hook)(self, *args)
 
     def _log(self, kind: str) -> None:
-        if not self._count:
+        if not self._pending:
             return
-        # Read the sums back first: that waits for queued device work (MXNet's
-        # engine, a GPU), which belongs to this interval's time.
-        means = {k: float(self._sums[k]) / self._count for k in METRICS}
+        # Read the values back first: that waits for queued device work
+        # (MXNet's engine, a GPU), which belongs to this interval's time.
+        values = {k: [float(m[k]) for m in self._pending] for k in METRICS}
         now = time.perf_counter()
         elapsed, self._tick = now - self._tick, now
-        examples = self._count * self.config.batch_size
+        count, self._pending = len(values["loss_D"]), []
+        self._check_finite(values, count)
+        examples = count * self.config.batch_size
         self._run_examples += examples
         self._run_time += elapsed
         line = {"kind": kind, "step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch + 1,
-                **means, "examples_per_sec": examples / elapsed if elapsed > 0 else float("inf")}
-        self._sums, self._count, self._last = None, 0, line
+                **{k: sum(v) / count for k, v in values.items()},
+                "examples_per_sec": examples / elapsed if elapsed > 0 else float("inf")}
+        self._last = line
         self._call("on_log", line)
         self._tick = time.perf_counter()
+
+    def _check_finite(self, values: dict, count: int) -> None:
+        """A NaN or infinite loss stops the run, naming the first step it appeared
+        at; the checkpoint on disk (the last good one) is left as it is."""
+        for i in range(count):
+            bad = [k for k in ("loss_D", "loss_G") if not math.isfinite(values[k][i])]
+            if bad:
+                step = self.step - count + i + 1
+                self.dir.write_summary({"step": self.step, "device": self.device, "out": str(self.dir.path),
+                                        "interrupted": False, "signal": None,
+                                        "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}})
+                saved = self.dir.checkpoint_step
+                kept = ("there is no checkpoint yet" if saved is None else
+                        f"the last good checkpoint (step {saved}) is kept in {self.dir.checkpoint_dir}")
+                lr_G, lr_D = self.config.learning_rates
+                raise DivergedError(f"{' and '.join(bad)} became {values[bad[0]][i]} at step {step}: training "
+                                    f"diverged and stopped; {kept}. Try a smaller learning rate "
+                                    f"(--lr-g {lr_G:g}, --lr-d {lr_D:g} now)")

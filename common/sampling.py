@@ -44,7 +44,7 @@ from statistics import NormalDist
 import numpy as np
 
 from common.backends import Backend, load
-from common.cli import ArgumentParser, run_cli
+from common.cli import ArgumentParser, run_cli, seed as cli_seed
 from common.errors import UsageError
 from common.files import atomic_write
 from common.viz import MIN_FRAME_MS, ping_pong, save_gif, save_grid, scaled_grid, to_uint8
@@ -162,8 +162,6 @@ def check_args(args) -> None:
     """Every flag's rule, before anything is read or written (UsageError)."""
     if args.num < 1:
         raise UsageError(f"--num must be >= 1, got {args.num}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.truncate is not None and not (math.isfinite(args.truncate) and args.truncate > 0):
         raise UsageError(f"--truncate must be a finite number > 0, got {args.truncate}")
     if args.interpolate is not None and args.interpolate < 2:
@@ -193,7 +191,7 @@ def sample_main(framework: str, argv=None) -> int:
                             description=f"Sample the {framework} backend's G from canonical weights.")
     parser.add_argument("--weights", required=True, help="a canonical generator.npz (any framework's)")
     parser.add_argument("--num", type=int, default=64, help="images (with --interpolate: walks); default 64")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli_seed, default=0)
     parser.add_argument("--out", default="grid.png", help="grid PNG to write (default grid.png)")
     parser.add_argument("--npy", help="also write the images as float32 NCHW in [-1, 1]")
     parser.add_argument("--truncate", type=float, metavar="S",

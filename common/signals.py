@@ -1,16 +1,19 @@
 """Stop after the current step when asked (docs/design.md §9).
 
-While a `StopRequests` is active, the first Ctrl-C (SIGINT) sets `requested`;
-the loop sees it after the step in flight, writes a checkpoint and ends. A
-second Ctrl-C stops at once (KeyboardInterrupt). Outside the main thread (a
-notebook's worker, say) signals cannot be caught, and Ctrl-C behaves as usual.
+While a `StopRequests` is active, the first SIGINT (Ctrl-C) or SIGTERM (what
+schedulers, `timeout` and `docker stop` send) sets `requested` to the
+signal's number; the loop sees it after the step in flight, writes a
+checkpoint and ends, and the command exits 128 + that number (130, 143). A
+second signal stops at once (KeyboardInterrupt; the last complete checkpoint
+stands). Outside the main thread (a notebook's worker, say) signals cannot
+be caught, and they behave as usual.
 """
 
 from __future__ import annotations
 
 import signal
 
-SIGNALS = (signal.SIGINT,)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopRequests:
@@ -31,6 +34,10 @@ class StopRequests:
             signal.signal(signum, handler)
         self._previous = {}
         return False
+
+    @property
+    def name(self) -> str | None:
+        return None if self.requested is None else signal.Signals(self.requested).name
 
     def _handle(self, signum, frame):
         if self.requested is not None:  # a second request: stop now

@@ -99,7 +99,10 @@ def load_weights(path, spec: ModelSpec | None = None, nets=None):
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # an .npy, whatever its name
+            raise WeightsError(f"{path}: not a canonical DCGAN weights file (an array, not an .npz archive)")
+        with data:
             if SPEC_KEY not in data.files:
                 raise WeightsError(f"{path}: not a canonical DCGAN weights file (no {SPEC_KEY!r} record)")
             file_spec = ModelSpec.from_dict(json.loads(str(data[SPEC_KEY])))

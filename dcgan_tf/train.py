@@ -113,7 +113,7 @@ def train(config: TrainConfig, progress=None, callback=None) -> dict:
     opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
     step = compile_step(G, D, opt_G, opt_D)
     if run.resuming:
-        load_checkpoint(run.checkpoint_dir, G, D, opt_G, opt_D)
+        run.restore(load_checkpoint, G, D, opt_G, opt_D)
     run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
               sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
               save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),

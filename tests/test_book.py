@@ -11,8 +11,6 @@ parametrised by conftest.py over the installed frameworks.
 import importlib
 import math
 
-import pytest
-
 from common.backends import SAFE_IMPORT_ORDER, is_installed, package
 
 BOOKS = {name: importlib.import_module(f"{package(name)}.book")

@@ -4,16 +4,11 @@ frameworks, and one-line errors for bad input. CLIs run in-process (their
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from common.backends import quiet_env
 from common.cli import config_argv
 from common.config import TrainConfig
 from common.rundir import read_metrics
@@ -88,31 +83,6 @@ def test_resumed_run_equals_an_uninterrupted_one(fw, trained, tmp_path):
     a, r = read_metrics(straight), read_metrics(tmp_path)
     assert a[-1]["step"] == r[-1]["step"] == 16
     assert abs(a[-1]["loss_G"] - r[-1]["loss_G"]) < 1e-5
-
-
-@pytest.mark.slow
-def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
-    if "torch" not in BACKENDS:
-        pytest.skip("needs torch")
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "dcgan_torch.train", "--image-size", "16", "--n-g", "8", "--n-d", "8",
-            "--num-images", "512", "--batch-size", "8", "--epochs", "50", "--log-every", "1",
-            "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
-    deadline = time.time() + 120
-    while time.time() < deadline and len(read_metrics(out) if (out / "metrics.jsonl").exists() else []) < 3:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "interrupted at step" in stderr and "--resume" in stderr
-    step = json.loads((out / "checkpoint" / "progress.json").read_text())["step"]
-    assert 3 <= step < 50 * 64
-    assert read_metrics(out)[-1]["step"] == step
-    done = subprocess.run(args + ["--resume", "--max-steps", str(step + 2)],
-                          capture_output=True, text=True, env=quiet_env())
-    assert done.returncode == 0, done.stderr
-    assert [m["step"] for m in read_metrics(out)][-3:] == [step, step + 1, step + 2]
 
 
 # -- learning, not just running -----------------------------------------------------
@@ -210,17 +180,6 @@ def test_out_with_another_run_is_refused_and_untouched(fw, trained, capsys):
     one_line_error(capsys, 2, train(["--out", str(out), "--image-size", "64", "--n-g", "16", "--n-d", "8",
                                      "--resume"]), "--resume:")
     assert snapshot(out) == before
-
-
-def test_resume_without_a_complete_checkpoint(tmp_path, capsys):
-    if "torch" not in BACKENDS:
-        pytest.skip("needs torch")
-    out = tmp_path / "run"
-    config = small_config(out, max_steps=2)
-    BACKENDS["torch"].train.train(config, progress=False)
-    shutil.rmtree(out / "checkpoint")
-    one_line_error(capsys, 2, BACKENDS["torch"].train.main(config_argv(config) + ["--out", str(out), "--resume"]),
-                   "has no complete checkpoint")
 
 
 def test_bad_weights_for_sample(fw, tmp_path, trained, capsys):

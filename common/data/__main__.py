@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from common.cli import ArgumentParser, add_data_args, data_source_from_args, run_cli
+from common.cli import ArgumentParser, add_data_args, data_source_from_args, run_cli, seed as cli_seed
 from common.data import REGISTRY
 from common.errors import UsageError
 from common.viz import save_grid
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     show.add_argument("--out", default="grid.png", help="PNG to write (default grid.png)")
     show.add_argument("--image-size", type=int, default=64)
     show.add_argument("--channels", type=int, default=3, choices=(1, 3))
-    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--seed", type=cli_seed, default=0)
     add_data_args(show, with_name=False)
 
     def run(argv):
