@@ -31,7 +31,9 @@ then `update_G`). The book's learning rate for MXNet is `BOOK_LR` = 0.005
 Adaptations (everything else is verbatim):
 
 1. MXNet 1.9.1 is imported through `dcgan_mx.compat` (it restores the NumPy
-   aliases MXNet needs and sizes its OpenMP pool), then
+   aliases MXNet needs and sizes its OpenMP pool; common.bench's worker for
+   this module sets DCGAN_MX_THREADS=default so that the pool stays MXNet's
+   own, as the book runs), then
    `from mxnet import np, npx, gluon, autograd, init` as the book does.
 2. `npx.set_np()` is the book's, and `dcgan_mx.compat` has already called it
    for the whole process (this project's backend runs in the same mode).

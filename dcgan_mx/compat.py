@@ -12,6 +12,12 @@ So does this backend; `np` below is mxnet.np, as in the book.
 MXNet's OpenMP pool, left to itself, oversubscribes small machines (measured on
 2 cores: 62 examples/s by default, 117-137 with OMP_NUM_THREADS=2), so the pool
 is sized to the CPUs this process may use unless the user already chose.
+
+One private switch, for `common.bench` only: DCGAN_MX_THREADS=default leaves
+OMP_NUM_THREADS alone, so that the benchmark's worker for the book's own code
+(`dcgan_mx/book.py`, which imports MXNet through here) runs with MXNet's default
+threading, as the book does. The bench sets it in that worker's environment
+and nowhere else; users and the project's own runs never need it.
 """
 
 import os
@@ -23,9 +29,10 @@ for _alias, _type in (("bool", bool), ("int", int), ("float", float),
     if _alias not in _numpy.__dict__:
         setattr(_numpy, _alias, _type)
 
-os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))
-                                             if hasattr(os, "sched_getaffinity")
-                                             else os.cpu_count() or 1))
+if os.environ.get("DCGAN_MX_THREADS") != "default":  # common.bench's book worker (see above)
+    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))
+                                                 if hasattr(os, "sched_getaffinity")
+                                                 else os.cpu_count() or 1))
 
 import mxnet as mx  # noqa: E402  (must follow the aliases above)
 from mxnet import autograd, gluon, init, np, npx  # noqa: E402

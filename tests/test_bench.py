@@ -1,0 +1,177 @@
+"""`python -m common.bench`: the benchmark runs (smoke-sized, every installed
+framework, each in its own worker process), its JSON rows carry the
+documented fields, the book's baseline gives book rows and ratios, worker
+failures are reported per framework, and misuse is one line with exit status 2.
+
+No test here checks a speed: speed targets are checked by running the
+benchmark, never by timed tests."""
+
+import json
+import math
+import subprocess
+import sys
+import types
+
+import pytest
+
+import helpers
+from common import bench
+from common.backends import SAFE_IMPORT_ORDER, install_hint, quiet_env
+from common.errors import UsageError
+
+INSTALLED = [name for name in SAFE_IMPORT_ORDER if name in helpers.BACKENDS]
+SMOKE = ["--n-g", "8", "--n-d", "8", "--image-size", "64", "--batch-size", "4", "--steps", "2", "--warmup", "1"]
+ROW_FIELDS = {"framework", "kind", "examples_per_sec", "mean", "min", "max", "peak_rss_mb", "peak_gpu_mb",
+              "precision", "device", "batch_size", "image_size", "n_G", "n_D", "steps", "warmup", "versions",
+              "step_seconds", "warmup_seconds", "setup_seconds", "omp_num_threads", "threads"}
+needs_a_framework = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+
+
+def run_bench(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "common.bench", *args], capture_output=True, text=True,
+                          env=env or quiet_env(), timeout=600)
+
+
+def json_rows(proc) -> list[dict]:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines()]  # every line is one JSON object
+
+
+def check_row(row, kind):
+    assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
+    assert row["kind"] == kind and row["precision"] == "fp32"
+    assert (row["batch_size"], row["image_size"], row["n_G"], row["n_D"], row["steps"], row["warmup"]) == \
+        (4, 64, 8, 8, 2, 1)
+    assert len(row["step_seconds"]) == 2 and len(row["warmup_seconds"]) == 1
+    assert 0 < row["min"] <= row["examples_per_sec"] <= row["max"] and math.isfinite(row["max"])
+    assert row["min"] <= row["mean"] <= row["max"]
+    assert row["peak_rss_mb"] > 10
+    assert row["peak_gpu_mb"] is None or row["peak_gpu_mb"] > 0
+    if row["peak_gpu_mb"] is None:
+        assert row["peak_gpu_note"]  # says why
+    assert row["versions"]
+
+
+@pytest.mark.parametrize("kind", ["project", "book"])
+def test_a_worker_measures_each_framework(fw, kind):
+    # In this process (conftest imported the frameworks in the safe order); the
+    # command runs the same function in a process of its own per row (below).
+    args = bench.build_parser().parse_args(["--frameworks", fw, *SMOKE])
+    row = bench.worker(fw, kind, args)
+    check_row(row, kind)
+    assert row["framework"] == fw
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("torch" not in INSTALLED, reason="needs torch")
+def test_the_command_runs_each_row_in_its_own_process_with_the_books_own_threading():
+    env = quiet_env()
+    env.pop("OMP_NUM_THREADS", None)  # this test process set it, importing MXNet
+    env.pop("DCGAN_MX_THREADS", None)
+    frameworks = [fw for fw in ("torch", "mx") if fw in INSTALLED]  # TensorFlow's worker is covered above
+    rows = json_rows(run_bench("--frameworks", ",".join(frameworks), *SMOKE, "--baseline", "book", "--json",
+                               env=env))
+    data, body, machine = rows[0], rows[1:-1], rows[-1]
+    assert data["kind"] == "data" and data["images_per_sec"] > 0 and data["by_layout"]
+    assert machine["cpu_count"] >= 1 and machine["command"].startswith("python -m common.bench --frameworks")
+    assert [(r["framework"], r["kind"]) for r in body] == [(fw, k) for fw in frameworks for k in ("project", "book")]
+    for project, book in zip(body[::2], body[1::2]):
+        check_row(project, "project")
+        check_row(book, "book")
+        assert project["ratio"] == pytest.approx(project["examples_per_sec"] / book["examples_per_sec"])
+        if project["framework"] == "mx":  # compat sizes the OpenMP pool for the project, not for the book
+            assert project["omp_num_threads"] is not None and book["omp_num_threads"] is None
+
+
+# -- the parent, in-process, with stand-in workers -------------------------------------
+
+def fake_row(framework, kind, args, rate):
+    return {"framework": framework, "kind": kind, "examples_per_sec": rate, "mean": rate, "min": rate - 1,
+            "max": rate + 1, "peak_rss_mb": 500.0, "peak_gpu_mb": None, "peak_gpu_note": "no GPU used",
+            "device": "cpu", "precision": args.precision, "batch_size": args.batch_size}
+
+
+@pytest.fixture
+def fake_workers(monkeypatch):
+    """torch works (project 30/s, book 20/s), tf's worker crashes, mx is not installed."""
+    calls = []
+
+    def run_worker(framework, kind, args):
+        calls.append((framework, kind))
+        if framework == "tf":
+            return {"framework": "tf", "kind": kind, "error": "Segmentation fault", "exit_status": -11}
+        return fake_row(framework, kind, args, 30.0 if kind == "project" else 20.0)
+
+    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "is_installed", lambda name: name != "mx")
+    monkeypatch.setattr(bench, "DATA_MIN_SECONDS", 0.0)
+    return calls
+
+
+def test_plain_output_has_a_table_per_framework_and_failures_do_not_hide_the_others(fake_workers, capsys):
+    code = bench.main(["--baseline", "book", "--batch-size", "4", "--steps", "2"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert fake_workers == [("torch", "project"), ("torch", "book"), ("tf", "project"), ("tf", "book")]
+    assert "examples/s (median)" in out and "project / book: 1.50x" in out
+    assert "project: FAILED: Segmentation fault" in out and install_hint("mx") in out
+    assert "images/s NCHW" in out and "images/s NHWC" in out
+    assert "machine: processor" in out and "command: python -m common.bench --baseline book" in out
+
+
+def test_json_output_reports_failures_as_error_rows(fake_workers, capsys):
+    code = bench.main(["--json", "--baseline", "book", "--batch-size", "4", "--steps", "2"])
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert code == 1
+    assert [(r["framework"], r["kind"]) for r in rows] == [
+        ("data", "data"), ("torch", "project"), ("torch", "book"), ("tf", "project"), ("tf", "book"),
+        ("mx", "project"), ("mx", "book"), ("machine", "machine")]
+    assert rows[1]["ratio"] == pytest.approx(1.5)
+    assert rows[3]["error"] == "Segmentation fault" and "not installed" in rows[5]["error"]
+    assert "tf (project) failed: Segmentation fault" in captured.err
+
+
+def test_only_the_books_worker_gets_mxnets_default_threading(monkeypatch):
+    monkeypatch.setenv("DCGAN_MX_THREADS", "default")  # even if the user's shell had it
+    assert bench.worker_env("book")["DCGAN_MX_THREADS"] == "default"
+    assert "DCGAN_MX_THREADS" not in bench.worker_env("project")
+
+
+def test_a_worker_refuses_bf16_until_compile_step_takes_a_precision():
+    old = types.SimpleNamespace(compile_step=lambda G, D, opt_G, opt_D: None)
+    new = types.SimpleNamespace(compile_step=lambda G, D, opt_G, opt_D, precision="fp32": None)
+    with pytest.raises(UsageError, match="--precision bf16 is not supported by the torch backend yet"):
+        bench._check_precision("torch", old, "bf16")
+    assert bench._check_precision("torch", new, "bf16") == {"precision": "bf16"}
+    assert bench._check_precision("torch", old, "fp32") == {}
+
+
+def test_the_data_pipeline_is_measured_in_the_layout_asked_for():
+    result = bench.data_throughput(batch_size=4, image_size=16, num_images=12, layout="NHWC")
+    assert result["images_per_sec"] > 0 and result["layout"] == "NHWC" and result["images"] == 12
+
+
+# -- misuse: one line, exit status 2 ------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frameworks", "torch,caffe"], "unknown framework caffe"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--warmup", "-1"], "--warmup must be >= 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--image-size", "48"], "image_size must be a power of two"),
+    (["--baseline", "book", "--image-size", "32"], "the book's nets are 64x64 only"),
+    (["--steps", "many"], "invalid int value"),
+    (["--precision", "fp16"], "invalid choice"),
+    (["--baseline", "paper"], "invalid choice"),
+])
+def test_misuse_is_one_line_and_exit_status_2(argv, message, capsys):
+    helpers.one_line_error(capsys, 2, helpers.run_main(bench.main, argv), message)
+
+
+def test_bf16_is_refused_with_one_line_while_a_backend_lacks_it(capsys):
+    lacking = [fw for fw in INSTALLED if bench.source_accepts_precision(fw) is False]
+    if not lacking:
+        pytest.skip("every installed backend takes a precision")
+    code = helpers.run_main(bench.main, ["--frameworks", lacking[0], "--precision", "bf16"])
+    helpers.one_line_error(capsys, 2, code, f"--precision bf16 is not supported by the {lacking[0]} backend yet")
