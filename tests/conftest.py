@@ -12,6 +12,12 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on two cores: one thread each (PyTorch
+    # and MXNet read this, and the processes the tests start inherit it). Two
+    # processes of MXNet's two-thread pool each stall one another (measured: a
+    # comparison's test 14 s alone, 48 s beside the other worker).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -54,10 +60,17 @@ def pytest_generate_tests(metafunc):
 
 
 # Shared fixtures that train or compute for seconds: a test that uses one is slow.
-SLOW_FIXTURES = {"trained", "results", "comparison"}
+SLOW_FIXTURES = {"trained", "results", "comparison", "finished"}
+# The longest files first, so that `make test`'s two workers (one file each at
+# a time) end together rather than one waiting on the last long file.
+LONGEST_FIRST = ("test_signals.py", "test_reliability.py", "test_parity.py", "test_compare.py", "test_imports.py",
+                 "test_notebooks.py", "test_train.py", "test_metrics.py", "test_bench.py", "test_properties.py")
 
 
 def pytest_collection_modifyitems(items):
+    rank = lambda item: (LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
+                         else len(LONGEST_FIRST))
+    items.sort(key=rank)  # stable: the order within a file is kept
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "fw_pair" in fixtures:

@@ -1,0 +1,104 @@
+"""Signals and kills, for real, in processes: SIGTERM checkpoints and exits
+143, SIGKILL at any moment leaves a run that continues, and a comparison
+stopped by Ctrl-C reports what finished and resumes the rest. (Ctrl-C in a
+training run, in-process: test_reliability.py.)"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from common.backends import quiet_env
+from common.rundir import read_metrics, verify_checkpoint
+from conftest import run_compare
+from helpers import BACKENDS
+
+pytestmark = pytest.mark.slow
+
+
+def start_training(out, *extra):
+    args = [sys.executable, "-m", "dcgan_torch.train", "--image-size", "16", "--n-g", "8", "--n-d", "8",
+            "--num-images", "64", "--batch-size", "8", "--epochs", "400", "--log-every", "1",
+            "--out", str(out), "--no-progress", *extra]
+    return args, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
+
+
+def wait_for_steps(out, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(read_metrics(out)) < n:
+        time.sleep(0.1)
+
+
+def test_sigterm_to_a_process_checkpoints_and_resume_finishes(tmp_path):
+    if "torch" not in BACKENDS:
+        pytest.skip("needs torch")
+    out = tmp_path / "run"
+    args, proc = start_training(out)
+    wait_for_steps(out, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "stopped by SIGTERM at step" in stderr and "--resume" in stderr
+    step = verify_checkpoint(out / "checkpoint", "torch")
+    assert 3 <= step and read_metrics(out)[-1]["step"] == step
+    done = subprocess.run(args + ["--resume", "--max-steps", str(step + 2)], capture_output=True, text=True,
+                          env=quiet_env())
+    assert done.returncode == 0, done.stderr
+    assert [m["step"] for m in read_metrics(out)][-3:] == [step, step + 1, step + 2]
+
+
+def test_sigkill_at_any_moment_leaves_a_run_that_continues(tmp_path):
+    if "torch" not in BACKENDS:
+        pytest.skip("needs torch")
+    out = tmp_path / "run"
+
+    def saved_step():  # the step a resume would start from: the newest intact checkpoint's, else 0
+        for name in ("checkpoint", "checkpoint.previous"):
+            try:
+                return verify_checkpoint(out / name, "torch")
+            except Exception:
+                continue
+        return 0
+
+    for delay in (0.0, 0.7, 1.9):  # during start-up, then at two moments of training (a checkpoint every 8 steps)
+        before = saved_step()
+        args, proc = start_training(out, *(["--resume"] if (out / "config.json").exists() else []))
+        if delay:
+            wait_for_steps(out, len(read_metrics(out)) + 1)
+            time.sleep(delay)
+        proc.kill()
+        proc.communicate(timeout=60)
+        assert saved_step() >= before  # nothing complete was lost
+    target = saved_step() + 8  # from a checkpoint, or afresh if the kills all came before the first one
+    done = subprocess.run(args[:args.index("--out")] + ["--out", str(out), "--max-steps", str(target), "--resume",
+                                                        "--no-progress"],
+                          capture_output=True, text=True, env=quiet_env())
+    assert done.returncode == 0, done.stderr
+    assert read_metrics(out)[-1]["step"] == target and verify_checkpoint(out / "checkpoint", "torch") == target
+
+
+def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
+    if not {"torch", "mx"} <= BACKENDS.keys():
+        pytest.skip("needs torch and mxnet")
+    out = tmp_path / "cmp"
+    # 3 epochs of 8 steps, each step long enough (32x32, widths 32) to be stopped in the middle of
+    flags = ["--frameworks", "mx,torch", "--image-size", "32", "--n-g", "32", "--n-d", "32", "--batch-size", "32",
+             "--num-images", "256", "--epochs", "3"]
+    proc = subprocess.Popen([sys.executable, "-m", "common.compare", *flags, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
+    wait_for_steps(out / "mx", 2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    report = (out / "report.md").read_text()
+    assert "| mx |" in report and "interrupted" in report and "torch: not started" in report
+    status = json.loads((out / "compare.json").read_text())["status"]
+    assert status["mx"]["status"] == "interrupted" and status["torch"]["status"] == "not started"
+    step = verify_checkpoint(out / "mx" / "checkpoint", "mx")
+    done = run_compare("--resume", "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(json.loads((out / fw / "summary.json").read_text())["step"] == 3 * 8 for fw in ("torch", "mx"))
+    assert [m["step"] for m in read_metrics(out / "mx")][step - 1:step + 1] == [step, step + 1]
