@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from common import metrics
-from common.data import PALETTE, SHAPE_KINDS, make_shapes
+from common.data import SHAPES_VERSION, PALETTE, SHAPE_KINDS, make_shapes
 from common.backends import quiet_env
-from common.metrics import (as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
+from common.metrics import (COLOUR_NAMES, as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
                             laplacian_pyramid, load_judge, swd)
 
 
@@ -28,8 +28,8 @@ def to_float(images_uint8):
 def paint(mask, rng, channels=3):
     """Boolean masks (N, S, S) -> uint8 NHWC images in two distinct palette colours."""
     n = len(mask)
-    bg = rng.integers(0, 10, n)
-    fg = (bg + rng.integers(1, 10, n)) % 10
+    bg = rng.integers(0, len(PALETTE), n)
+    fg = (bg + rng.integers(1, len(PALETTE), n)) % len(PALETTE)
     images = np.where(mask[..., None], PALETTE[fg][:, None, None], PALETTE[bg][:, None, None])
     if channels == 1:
         images = np.round(images @ np.array([0.299, 0.587, 0.114]))[..., None]
@@ -175,11 +175,13 @@ def judge(judge_cache):
 
 
 def degraded_sets(real_uint8, rng):
-    """Degradations the judge never saw in training: other blur kernels and strengths, another
-    noise law, multiplicative and one-pixel-in-four period-2 patterns, other odd shapes."""
+    """Degradations the judge never saw in training, as visible as those it did (blur of a
+    pixel or more, noise of tens of grey levels, patterns a person sees): other blur kernels,
+    another noise law, multiplicative and one-pixel-in-four period-2 patterns, other odd shapes."""
     n, size = len(real_uint8), real_uint8.shape[1]
     x = to_float(real_uint8)
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    box3 = lambda z: sum(np.pad(z, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")[:, a:a + size, b:b + size]
+                         for a in range(3) for b in range(3)) / 9
     i, j = np.mgrid[0:size, 0:size]
     checker = ((-1.0) ** (i + j))[None, :, :, None]
     one_in_four = ((i % 2 == 0) & (j % 2 == 0))[None, :, :, None] - 0.25
@@ -188,11 +190,11 @@ def degraded_sets(real_uint8, rng):
     r0 = rng.uniform(0.2, 0.3, (n, 1, 1)) * size
     dx, dy = xg[None] - cx, y[None] - cy
     return {
-        "box blur 3x3": sum(padded[:, a:a + size, b:b + size] for a in range(3) for b in range(3)) / 9,
+        "box blur 3x3, twice": box3(box3(x)),
         "gaussian blur 2 px": gaussian_blur(x, 2.0),
-        "uniform noise +-0.1": x + rng.uniform(-0.1, 0.1, x.shape),
-        "multiplicative checkerboard": (x + 1) * (1 + 0.15 * checker) - 1,
-        "one pixel in four": x + 0.2 * one_in_four,
+        "uniform noise +-0.4": x + rng.uniform(-0.4, 0.4, x.shape),
+        "multiplicative checkerboard": (x + 1) * (1 + 0.3 * checker) - 1,
+        "one pixel in four": x + 0.6 * one_in_four,
         "crosses": paint(((abs(dx) < 0.3 * r0) & (abs(dy) < r0)) | ((abs(dy) < 0.3 * r0) & (abs(dx) < r0)), rng),
         "two discs": paint((np.hypot(dx - 0.9 * r0, dy) < 0.6 * r0) | (np.hypot(dx + 0.9 * r0, dy) < 0.6 * r0), rng),
         "thin ellipses": paint((dx / r0) ** 2 + (dy / (0.3 * r0)) ** 2 <= 1, rng),
@@ -216,7 +218,7 @@ def test_judge_reads_colours_from_pixels(judge):
     bg, fg = image_colours(real)
     assert (bg == labels["bg"]).all() and (fg == labels["fg"]).all()
     report = judge.report(real)
-    assert report["colours"]["bg"]["white"] == (labels["bg"] == 8).sum()
+    assert report["colours"]["bg"]["white"] == (labels["bg"] == list(COLOUR_NAMES).index("white")).sum()
     assert sum(report["colours"]["fg"].values()) == 200 and report["colours"]["fg"]["other"] == 0
 
 
@@ -241,7 +243,7 @@ def test_judge_works_for_one_channel(judge_cache):
 
 def test_judge_cache_is_reused_and_rebuilt_when_unreadable(judge, judge_cache, tmp_path, monkeypatch):
     path = metrics.judge_path(16, 3, judge_cache)
-    assert path.is_file() and "shapes-v1" in path.name and metrics.JUDGE_VERSION in path.name
+    assert path.is_file() and SHAPES_VERSION in path.name and metrics.JUDGE_VERSION in path.name
     again = load_judge(16, 3, cache=judge_cache)  # from the file: same weights
     assert all(np.array_equal(a, b) for a, b in zip(again.mlp.weights, judge.mlp.weights))
     calls = []
