@@ -28,7 +28,7 @@ from pathlib import Path
 from common.backends import FRAMEWORKS
 from common.config import ADAM_EPSILON
 
-MODULES = ("core", "model", "weights", "train", "sample", "book")
+MODULES = ("core", "model", "weights", "train", "sample", "score", "book")
 # The chapter's own code keeps each framework's own signatures.
 OWN_SIGNATURE = {("model", "G_block"), ("model", "D_block"), ("book", "G_block"), ("book", "D_block"),
                  ("book", "update_D"), ("book", "update_G")}
@@ -169,6 +169,13 @@ class sample:
 
     def main(argv=None):
         """Sample canonical weights with this backend."""
+
+
+class score:
+    """`python -m dcgan_<fw>.score` (common.scoring does the work)."""
+
+    def main(argv=None):
+        """python -m dcgan_<fw>.score: D's probability that each image is real."""
 
 
 class book:
