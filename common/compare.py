@@ -2,6 +2,8 @@
 
     python -m common.compare --frameworks torch,tf,mx [training flags...] --out DIR
     python -m common.compare --resume --out DIR      # continue an interrupted comparison
+    python -m common.compare --sweep lr=0.0002,0.002 --sweep latent-dim=16,100 --frameworks torch ...
+                                                     # a grid of settings (common.sweep)
 
 Each framework trains in its own process (`python -m dcgan_<fw>.train`) with
 the same resolved config and seed, into DIR/<fw>/; its output goes to
@@ -40,8 +42,19 @@ from common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
 from common.rundir import CHECKPOINT, PROGRESS, check_output_dir, read_metrics, write_json, write_text
 from common.signals import StopRequests
 from common.spec import ModelSpec
+from common.sweep import add_sweep_args, run_sweep, wants_sweep
 
 RECORD = "compare.json"
+
+
+def child_argv(name: str, config: TrainConfig, run_dir: Path) -> list[str]:
+    """The flags of one framework's `python -m dcgan_<fw>.train` process."""
+    argv = config_argv(config) + ["--out", str(run_dir), "--no-progress"]
+    if config.tensorboard:  # one sub-directory each, so TensorBoard shows the frameworks as separate runs
+        argv += ["--tensorboard", str(Path(config.tensorboard) / name)]
+    if (run_dir / CHECKPOINT / PROGRESS).exists():
+        argv.append("--resume")
+    return argv
 
 
 def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests | None = None) -> dict:
@@ -53,9 +66,7 @@ def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests 
         result["error"] = install_hint(name)
         return result
     run_dir = out / name
-    argv = config_argv(config) + ["--out", str(run_dir), "--no-progress"]
-    if (run_dir / CHECKPOINT / PROGRESS).exists():
-        argv.append("--resume")
+    argv = child_argv(name, config, run_dir)
     start = time.perf_counter()
     with open(out / f"{name}.log", "a") as log:
         # Its own session: a Ctrl-C at the terminal reaches this process only,
@@ -170,11 +181,19 @@ def main(argv=None) -> int:
     add_model_args(parser)
     add_data_args(parser)
     add_train_args(parser, "compare")
+    add_sweep_args(parser)
 
     def run(argv):
         args = parser.parse_args(argv)
         out = Path(args.out).expanduser()
         check_output_dir(out)
+        if wants_sweep(args, out):  # a grid of settings instead of the frameworks side by side
+            names = frameworks_from(args.frameworks or "torch,tf,mx")
+            if args.log_every is None:
+                args.log_every = 1
+            args.out = str(out / "_")
+            with StopRequests() as stop:
+                return run_sweep(args, config_from_args(args), out, names, stop)
         if args.resume:
             config, names, statuses = resume_state(args, out)
         else:

@@ -84,6 +84,23 @@ def test_config_argv_round_trips():
     assert config_from_args(args) == config
 
 
+def test_each_framework_logs_tensorboard_into_its_own_directory(tmp_path):
+    config = TrainConfig().replace(tensorboard=str(tmp_path / "tb"))
+    argv = compare.child_argv("tf", config, tmp_path / "cmp" / "tf")
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "cmp" / "tf") and "--resume" not in argv
+    (tmp_path / "cmp" / "tf" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "cmp" / "tf" / "checkpoint" / "progress.json").write_text("{}")
+    argv = compare.child_argv("tf", config, tmp_path / "cmp" / "tf")
+    assert "--resume" in argv
+    parser = ArgumentParser()
+    add_model_args(parser)
+    add_data_args(parser)
+    add_train_args(parser, "x")
+    # the last --tensorboard wins: each framework a run of its own in TensorBoard, none overwriting another
+    assert config_from_args(parser.parse_args(argv)).tensorboard == str(tmp_path / "tb" / "tf")
+    assert "--tensorboard" not in compare.child_argv("tf", TrainConfig(), tmp_path / "x")
+
+
 @pytest.mark.parametrize("args,message", [
     (["--frameworks", "jax"], "unknown framework jax"),
     (["--epochs", "0"], "epochs must be >= 1"),
