@@ -8,9 +8,9 @@
                                         samples: G(fixed noise) as uint8 NHWC
     on_train_end(run, summary)          once, with the closing summary
 
-The default parts, in the order they run: MetricsWriter, ProgressBar,
-SampleGrid, LossPlot, CheckpointWriter (last: a checkpoint implies the
-records before it are written), then the caller's own (a notebook's live plot).
+The default parts and their order: `common.run.default_callbacks` (training
+health, from common.quality, first; the checkpoint last: a checkpoint implies
+the records before it are written; then the caller's own, a notebook's live plot).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from common.files import atomic_write
 from common.rundir import read_metrics
 from common.viz import save_grid
-from common.weights import save_weights
+from common.weights import save_weights, select
 
 SAMPLE_ROWS, SAMPLE_COLS = 3, 7  # the book's figure
 
@@ -83,8 +83,25 @@ class SampleGrid(Callback):
                   scale=max(1, 64 // run.config.spec.image_size))
 
 
-class LossPlot(Callback):
-    """losses.png: loss_D and loss_G against the step."""
+def smooth(values, weight: float = 0.9) -> list[float]:
+    """An exponential moving average with the start debiased (TensorBoard's smoothing)."""
+    out, average = [], 0.0
+    for i, v in enumerate(values, 1):
+        average = weight * average + (1 - weight) * v
+        out.append(average / (1 - weight ** i))
+    return out
+
+
+def smoothing_weight(n: int) -> float:
+    """Heavier smoothing for longer curves: about n/20 points of memory, at most 0.98."""
+    return min(0.98, max(0.0, 1 - 20 / max(n, 1)))
+
+
+class Dashboard(Callback):
+    """losses.png: the run at a glance. loss_D and loss_G (raw, faint, and
+    smoothed); D(x) and D(G(z)), the mean sigmoid of D's logits on real and
+    fake images; and the image-quality measure (SWD, lower is better) when the
+    run measures it."""
 
     def on_epoch_end(self, run, epoch, samples):
         import matplotlib
@@ -93,27 +110,44 @@ class LossPlot(Callback):
         import matplotlib.pyplot as plt
 
         lines = read_metrics(run.dir.path)
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        for key in ("loss_D", "loss_G"):
-            ax.plot([m["step"] for m in lines], [m[key] for m in lines], marker="." if len(lines) < 30 else None,
-                    label=key)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(f"DCGAN ({run.framework}, {run.config.data.name})")
-        ax.legend()
+        steps = [m["step"] for m in lines]
+        weight = smoothing_weight(len(lines))
+        quality = [(m["step"], m["swd"]) for m in lines if "swd" in m]
+        panels = 3 if quality else 2
+        fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
+        for key, colour in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
+            axes[0].plot(steps, [m[key] for m in lines], color=colour, alpha=0.25, linewidth=0.8)
+            axes[0].plot(steps, smooth([m[key] for m in lines], weight), color=colour, label=key)
+        axes[0].set_title("losses (smoothed; raw faint)")
+        for key, label, colour in (("d_real", "D(x)", "tab:green"), ("d_fake", "D(G(z))", "tab:red")):
+            axes[1].plot(steps, [m[key] for m in lines], color=colour, alpha=0.25, linewidth=0.8)
+            axes[1].plot(steps, smooth([m[key] for m in lines], weight), color=colour, label=label)
+        axes[1].set_ylim(-0.02, 1.02)
+        axes[1].set_title("D's mean output")
+        if quality:
+            axes[2].plot(*zip(*quality), marker="." if len(quality) < 30 else None, color="tab:purple")
+            axes[2].set_title("image quality: SWD (lower is better)")
+        for ax in axes:
+            ax.set_xlabel("step")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
+        fig.suptitle(f"DCGAN ({run.framework}, {run.config.data.name})", fontsize="medium")
         fig.tight_layout()
         try:
             with atomic_write(run.dir.path / "losses.png") as f:
-                fig.savefig(f, format="png", dpi=100)
+                fig.savefig(f, format="png", dpi=90)
         finally:
             plt.close(fig)
 
 
 class CheckpointWriter(Callback):
-    """generator.npz, then the framework-native checkpoint directory, swapped in whole."""
+    """generator.npz and discriminator.npz (canonical: any framework loads them),
+    then the framework-native checkpoint directory, swapped in whole."""
 
     def on_epoch_end(self, run, epoch, samples):
-        save_weights(run.dir.path / "generator.npz", run.export_generator(), run.config.spec)
+        arrays = run.export_nets()
+        for net, name in (("G", "generator.npz"), ("D", "discriminator.npz")):
+            save_weights(run.dir.path / name, select(arrays, net), run.config.spec)
         run.dir.write_checkpoint(run.save_checkpoint, run.step)
 
 
@@ -125,8 +159,3 @@ class EpochCallback(Callback):
 
     def on_epoch_end(self, run, epoch, samples):
         self.function(epoch, read_metrics(run.dir.path), samples)
-
-
-def default_callbacks(progress=None, callback=None) -> list[Callback]:
-    parts = [MetricsWriter(), ProgressBar(progress), SampleGrid(), LossPlot(), CheckpointWriter()]
-    return parts + ([EpochCallback(callback)] if callback else [])

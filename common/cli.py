@@ -48,7 +48,10 @@ def add_options(parser, cls, title: str, skip=()) -> None:
             continue
         meta, kind = field.metadata, value_type(field)
         names = [flag(field), *meta["aliases"]]
-        if kind is bool:
+        if kind is bool and field.default is True:  # on unless --no-<flag>
+            group.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=meta["help"])
+        elif kind is bool:
             group.add_argument(*names, dest=field.name, action="store_true", default=None, help=meta["help"])
         else:
             group.add_argument(*names, dest=field.name, type=kind, default=None, help=meta["help"],
@@ -104,10 +107,13 @@ def config_argv(config: TrainConfig) -> list[str]:
     for cls in (ModelSpec, DataSource, TrainConfig):
         for field in options(cls):
             value = values[field.name]
-            if field.name in NOT_FLAGS or value is None or value is False:
+            if field.name in NOT_FLAGS or value is None:
                 continue
-            argv += [flag(field)] if value is True else [flag(field), repr(value) if isinstance(value, float)
-                                                         else str(value)]
+            if isinstance(value, bool):  # a switch: given only when not its default
+                if value != field.default:
+                    argv.append(flag(field) if value else "--no-" + flag(field)[2:])
+                continue
+            argv += [flag(field), repr(value) if isinstance(value, float) else str(value)]
     return argv
 
 

@@ -45,7 +45,8 @@ DEVICES = ("auto", "cpu", "gpu")
 DTYPES = ("float32", "float64")
 # Fields a resumed run may change: how long it runs, where it reads its data
 # from and how it reports, not what it computes.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "device", "out", "resume", "data_url", "cache_dir")
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "eval", "eval_every", "eval_samples", "tensorboard",
+                     "device", "out", "resume", "data_url", "cache_dir")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class TrainConfig:
     out: str = option("runs/dcgan", "run directory (default runs/<framework>)", "--outf")
     resume: bool = option(False, "continue the run in --out from its last checkpoint")
     log_every: int = option(0, "also log every N steps (default: per epoch)")
+    eval: bool = option(True, "measure image quality at each epoch end (SWD; for shapes the judge): "
+                              "--no-eval turns it off")
+    eval_every: int = option(0, "also measure it every N steps (default: at epoch ends only)")
+    tensorboard: str | None = option(None, "also write TensorBoard event files into this directory (same tags "
+                                           "from every framework)")
+    eval_samples: int = option(512, "images on each side of the quality measure (default 512, as "
+                                    "python -m common.metrics swd)")
     device: str = option("auto", "auto (default): a GPU if there is one", choices=DEVICES)
     # float64: to see the three frameworks agree where rounding cannot hide a difference
     dtype: str = option("float32", "float64 shows the frameworks agree to ~1e-12 "
@@ -78,6 +86,8 @@ class TrainConfig:
             ("lr_D", self.lr_D is None or (math.isfinite(self.lr_D) and self.lr_D > 0), "must be a finite number > 0"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be >= 1"),
             ("log_every", self.log_every >= 0, "must be >= 0 (0: once per epoch)"),
+            ("eval_every", self.eval_every >= 0, "must be >= 0 (0: at epoch ends only)"),
+            ("eval_samples", self.eval_samples >= 2, "must be >= 2"),
             ("seed", 0 <= self.seed < 2**63, "must be a non-negative integer"),
             ("preset", self.preset in PRESETS, f"must be one of {', '.join(PRESETS)}"),
             ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),

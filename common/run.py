@@ -5,7 +5,7 @@ and calls into a `Run` in the same order:
     run = Run.open(config, framework, LAYOUT)   # checks --out, loads the data; writes nothing
     ...build the nets, place them, make the optimizers, compile the step...
     if run.resuming: run.restore(load_checkpoint, G, D, opt_G, opt_D)
-    run.start(versions, device, params, sample=..., save_checkpoint=..., export_generator=...)
+    run.start(versions, device, params, sample=..., save_checkpoint=..., export_nets=...)
     for epoch in run.epochs():
         for X, Z in run.batches(epoch):
             run.step_done(step(X, Z))
@@ -13,8 +13,9 @@ and calls into a `Run` in the same order:
     return run.finish()
 
 The run directory is `common.rundir.RunDir`; what happens at each step and
-epoch end (metrics.jsonl, the progress bar, sample grids, the loss plot,
-checkpoints) is a list of `common.callbacks`. The noise of step s and the
+epoch end (training health, metrics.jsonl, the progress bar, sample grids,
+the dashboard, checkpoints) is a list of `common.callbacks`; image quality is
+measured by `common.quality.Evaluator` into the log lines. The noise of step s and the
 batches of epoch e depend only on (seed, s) and (seed, e), so a resumed run
 computes exactly what an uninterrupted one would.
 """
@@ -27,15 +28,30 @@ import time
 
 import numpy as np
 
-from common.callbacks import SAMPLE_COLS, SAMPLE_ROWS, default_callbacks
+from common.callbacks import (SAMPLE_COLS, SAMPLE_ROWS, CheckpointWriter, Dashboard, EpochCallback, MetricsWriter,
+                              ProgressBar, SampleGrid)
 from common.config import TrainConfig
 from common.data import iterate_batches, num_batches
 from common.errors import CheckpointError, DivergedError, UsageError
+from common.quality import Evaluator, HealthMonitor
 from common.rundir import RunDir, read_metrics  # noqa: F401  (read_metrics: the run's records, for callers)
 from common.signals import StopRequests
+from common.tensorboard import TensorBoard
 from common.viz import to_uint8
 
 METRICS = ("loss_D", "loss_G", "d_real", "d_fake")
+
+
+def default_callbacks(progress=None, callback=None, tensorboard=None) -> list:
+    """The parts of a run, in the order they run (common.callbacks): words on
+    training health first (they go into the line written next), the metrics
+    line, the progress bar, the sample grid, the dashboard, TensorBoard's event
+    file if asked for, the checkpoint last (a checkpoint implies the records
+    before it), then the caller's own."""
+    parts = [HealthMonitor(), MetricsWriter(), ProgressBar(progress), SampleGrid(), Dashboard()]
+    parts += [TensorBoard(tensorboard)] if tensorboard else []
+    parts += [CheckpointWriter()]
+    return parts + ([EpochCallback(callback)] if callback else [])
 
 
 def step_noise(seed: int, step: int, batch: int, latent_dim: int, layout: str) -> np.ndarray:
@@ -61,6 +77,8 @@ class Run:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.stop = StopRequests()
         self.device = None
+        self.evaluator = None  # made by start(), unless --no-eval
+        self.warnings = []     # what HealthMonitor found, for summary.json
         self._pending = []                             # each step's metrics since the last line, on the device
         self._run_examples, self._run_time = 0, 0.0    # this invocation, for the closing line
         self._last = None
@@ -75,7 +93,7 @@ class Run:
         images = config.data.load(spec.image_size, spec.channels, config.seed)
         if config.batch_size > len(images):
             raise UsageError(f"--batch-size {config.batch_size} is larger than the dataset ({len(images)} images)")
-        run = cls(config, framework, layout, rundir, images, default_callbacks(progress, callback))
+        run = cls(config, framework, layout, rundir, images, default_callbacks(progress, callback, config.tensorboard))
         if run.step > run.total_steps:
             raise UsageError(f"--resume: {rundir.path} is at step {run.step} already; --epochs {config.epochs}"
                              + (f" and --max-steps {config.max_steps}" if config.max_steps else "")
@@ -105,17 +123,21 @@ class Run:
             raise CheckpointError(f"cannot load the checkpoint in {self.checkpoint_dir} ({first}); "
                                   f"train again with another --out") from None
 
-    def start(self, versions: dict, device: str, params: dict, sample, save_checkpoint, export_generator) -> None:
+    def start(self, versions: dict, device: str, params: dict, sample, save_checkpoint, export_nets) -> None:
         """From here on the run writes into its directory.
 
         sample(Z) -> G(Z) in inference mode, NumPy in [-1, 1], Z and images in the run's layout;
         save_checkpoint(directory) writes the framework-native state;
-        export_generator() -> G's canonical arrays.
+        export_nets() -> G's and D's canonical arrays.
         """
         self.device = device
-        self.sample, self.save_checkpoint, self.export_generator = sample, save_checkpoint, export_generator
+        self.sample, self.save_checkpoint, self.export_nets = sample, save_checkpoint, export_nets
         if self.finished:
             return
+        cfg = self.config
+        if cfg.eval:
+            self.evaluator = Evaluator(self.images, cfg.seed, cfg.spec.latent_dim, self.layout, cfg.eval_samples,
+                                       cfg.dtype, judge=cfg.data.name == "shapes", cache=cfg.data.cache_dir)
         self.dir.prepare()
         self.dir.write_config(self.config, device, params, versions,
                               {"images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
@@ -149,14 +171,19 @@ class Run:
         self._pending.append(metrics)
         self.step += 1
         self._call("on_step_end")
-        every = self.config.log_every
-        if every and self.step % every == 0 and self.step % self.steps_per_epoch:
+        if self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps:
+            return  # the epoch's end logs and measures
+        cfg = self.config
+        if cfg.eval_every and self.evaluator and self.step % cfg.eval_every == 0:
+            self._log("step", evaluate=True)
+        elif cfg.log_every and self.step % cfg.log_every == 0:
             self._log("step")
 
     def epoch_done(self) -> None:
         """End of an epoch (or of the steps asked for): log, then every callback's on_epoch_end."""
         epoch = (self.step - 1) // self.steps_per_epoch + 1
-        self._log("epoch" if self.step % self.steps_per_epoch == 0 else "partial")
+        kind = "epoch" if self.step % self.steps_per_epoch == 0 else "partial"
+        self._log(kind, evaluate=True)
         Z = fixed_noise(self.config.seed, SAMPLE_ROWS * SAMPLE_COLS, self.config.spec.latent_dim, self.layout)
         samples = to_uint8(self.sample(Z.astype(self.config.dtype)), self.layout)
         self._call("on_epoch_end", epoch, samples)
@@ -166,9 +193,9 @@ class Run:
         last = self._last or (read_metrics(self.dir.path) or [{}])[-1]
         speed = self._run_examples / self._run_time if self._run_time else 0.0
         summary = {"step": self.step, "loss_D": last.get("loss_D"), "loss_G": last.get("loss_G"),
-                   "examples_per_sec": speed, "device": self.device,
+                   "swd": last.get("swd"), "examples_per_sec": speed, "device": self.device,
                    "interrupted": self.stop.requested is not None, "signal": self.stop.name,
-                   "out": str(self.dir.path)}
+                   "warnings": self.warnings, "out": str(self.dir.path)}
         if self.finished and not self._run_examples:
             print(f"{self.dir.path} is at step {self.step} of {self.total_steps} already: nothing to do "
                   f"(raise --epochs or --max-steps to train on)", file=sys.stderr)
@@ -189,14 +216,14 @@ class Run:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
-    def _log(self, kind: str) -> None:
+    def _log(self, kind: str, evaluate: bool = False) -> None:
         if not self._pending:
             return
         # Read the values back first: that waits for queued device work
         # (MXNet's engine, a GPU), which belongs to this interval's time.
         values = {k: [float(m[k]) for m in self._pending] for k in METRICS}
         now = time.perf_counter()
-        elapsed, self._tick = now - self._tick, now
+        elapsed = now - self._tick
         count, self._pending = len(values["loss_D"]), []
         self._check_finite(values, count)
         examples = count * self.config.batch_size
@@ -205,6 +232,9 @@ class Run:
         line = {"kind": kind, "step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch + 1,
                 **{k: sum(v) / count for k, v in values.items()},
                 "examples_per_sec": examples / elapsed if elapsed > 0 else float("inf")}
+        if evaluate and self.evaluator is not None:  # measured apart from the training time
+            line.update(self.evaluator(self.sample))
+            line["eval_seconds"] = time.perf_counter() - now
         self._last = line
         self._call("on_log", line)
         self._tick = time.perf_counter()

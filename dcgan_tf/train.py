@@ -117,7 +117,7 @@ def train(config: TrainConfig, progress=None, callback=None) -> dict:
     run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
               sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
               save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
-              export_generator=lambda: export_canonical(G))
+              export_nets=lambda: {**export_canonical(G), **export_canonical(D)})
     for epoch in run.epochs():
         for X, Z in run.batches(epoch):
             run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))

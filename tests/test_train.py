@@ -57,6 +57,8 @@ def test_a_run_writes_every_output(fw, trained):
     assert progress["step"] == 16 and len(list((out / "checkpoint").iterdir())) >= 2
     arrays, spec = load_weights(out / "generator.npz", nets=("G",))
     assert spec == small_config(out).spec and set(k[0] for k in arrays) == {"G"}
+    arrays, spec = load_weights(out / "discriminator.npz", nets=("D",))  # both nets, for any framework
+    assert spec == small_config(out).spec and set(k[0] for k in arrays) == {"D"}
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporaries left
 
 
