@@ -16,6 +16,7 @@ from common.config import TrainConfig, resolve
 from common.data import REGISTRY, DataSource
 from common.errors import EXIT_INTERRUPTED, DCGANError
 from common.options import flag, options, value_type
+from common.signals import StoppedAtOnce
 from common.spec import ModelSpec
 
 NOT_FLAGS = ("out", "resume")  # what config_argv leaves to the caller
@@ -126,9 +127,9 @@ def run_cli(prog: str, main, argv=None) -> int:
     except DCGANError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"{prog}: stopped at once; files already written stand", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + e.signum if isinstance(e, StoppedAtOnce) else EXIT_INTERRUPTED
 
 
 def train_main(framework: str, train, argv=None) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train
 from common.config import TrainConfig
 from common.data import DataSource
 from common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
-from common.rundir import CHECKPOINT, PROGRESS, check_output_dir, read_metrics, write_json, write_text
+from common.rundir import CHECKPOINT, PREVIOUS, PROGRESS, check_output_dir, read_metrics, write_json, write_text
 from common.signals import StopRequests
 from common.spec import ModelSpec
 from common.sweep import add_sweep_args, run_sweep, wants_sweep
@@ -52,8 +53,8 @@ def child_argv(name: str, config: TrainConfig, run_dir: Path) -> list[str]:
     argv = config_argv(config) + ["--out", str(run_dir), "--no-progress"]
     if config.tensorboard:  # one sub-directory each, so TensorBoard shows the frameworks as separate runs
         argv += ["--tensorboard", str(Path(config.tensorboard) / name)]
-    if (run_dir / CHECKPOINT / PROGRESS).exists():
-        argv.append("--resume")
+    if (run_dir / CHECKPOINT / PROGRESS).exists() or (run_dir / PREVIOUS).exists():
+        argv.append("--resume")  # from the last checkpoint, or the one before if killed while swapping
     return argv
 
 
@@ -74,14 +75,19 @@ def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests 
         child = subprocess.Popen([sys.executable, "-m", f"{package(name)}.train", *argv], stdout=log,
                                  stderr=subprocess.STDOUT, env=quiet_env(), start_new_session=True)
         passed_on = False
-        while child.poll() is None:
-            if stop is not None and stop.requested is not None and not passed_on:
-                child.send_signal(stop.requested)  # SIGINT or SIGTERM, as this process got it
-                passed_on = True
-            try:
-                child.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                pass
+        try:
+            while child.poll() is None:
+                if stop is not None and stop.requested is not None and not passed_on:
+                    child.send_signal(stop.requested)  # SIGINT or SIGTERM, as this process got it
+                    passed_on = True
+                try:
+                    child.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+        except KeyboardInterrupt as e:  # a second signal: the child stops at once too (its last checkpoint stands)
+            child.send_signal(getattr(e, "signum", signal.SIGINT))
+            child.wait()
+            raise
     result["wall_s"] = time.perf_counter() - start
     if child.returncode in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         result.update(status="interrupted", error=f"{name}: interrupted; checkpoint kept (continue with --resume)")
@@ -245,15 +251,20 @@ def resume_state(args, out: Path):
     record = out / RECORD
     if not record.exists():
         raise UsageError(f"--resume: {out} holds no comparison ({RECORD} is missing)")
-    saved = json.loads(record.read_text())
-    base = TrainConfig.from_dict(saved["config"])
+    try:
+        saved = json.loads(record.read_text())
+        base = TrainConfig.from_dict(saved["config"])
+        saved_names = list(saved["frameworks"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--resume: {record} is not a readable comparison record ({type(e).__name__}: {e}); "
+                         f"start a new comparison with another --out") from None
     changes = {k: v for cls in (ModelSpec, DataSource, TrainConfig) for k, v in given(args, cls).items()
                if v is not None and k not in ("out", "resume")}
     config = base.replace(**changes)
     diffs = config.differences(base)
     if diffs:
         raise UsageError(f"--resume: {out} holds a comparison with another config ({'; '.join(diffs)})")
-    names = frameworks_from(args.frameworks) if args.frameworks else saved["frameworks"]
+    names = frameworks_from(args.frameworks) if args.frameworks else saved_names
     statuses = saved.get("status", {})
     if config != base:  # more epochs or steps: every framework trains on
         statuses = {n: {**st, "status": "resumable"} for n, st in statuses.items()}

@@ -145,6 +145,10 @@ class RunDir:
                                  f"pass --resume to continue it, or choose another --out")
         candidates = [out / CHECKPOINT, out / PREVIOUS]
         if not any(c.exists() for c in candidates):
+            finished = [name for name in ("generator.npz", SUMMARY) if (out / name).exists()]
+            if finished:  # it trained, and its checkpoints were removed: starting afresh would overwrite it
+                raise UsageError(f"{out} holds a run that has no checkpoint left but has {' and '.join(finished)}; "
+                                 f"nothing to resume and nothing to overwrite: choose another --out")
             # Stopped before its first checkpoint: nothing to resume; the same config starts afresh.
             print(f"note: {out} holds a run stopped before its first checkpoint; starting it afresh",
                   file=sys.stderr)

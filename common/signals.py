@@ -4,8 +4,8 @@ While a `StopRequests` is active, the first SIGINT (Ctrl-C) or SIGTERM (what
 schedulers, `timeout` and `docker stop` send) sets `requested` to the
 signal's number; the loop sees it after the step in flight, writes a
 checkpoint and ends, and the command exits 128 + that number (130, 143). A
-second signal stops at once (KeyboardInterrupt; the last complete checkpoint
-stands). Outside the main thread (a notebook's worker, say) signals cannot
+second signal stops at once (`StoppedAtOnce`, a KeyboardInterrupt; the last
+complete checkpoint stands; the exit status is 128 + the second signal's number). Outside the main thread (a notebook's worker, say) signals cannot
 be caught, and they behave as usual.
 """
 
@@ -41,5 +41,13 @@ class StopRequests:
 
     def _handle(self, signum, frame):
         if self.requested is not None:  # a second request: stop now
-            raise KeyboardInterrupt
+            raise StoppedAtOnce(signum)
         self.requested = signum
+
+
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM: stop now. The command exits 128 + its number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

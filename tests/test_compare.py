@@ -92,6 +92,9 @@ def test_each_framework_logs_tensorboard_into_its_own_directory(tmp_path):
     (tmp_path / "cmp" / "tf" / "checkpoint" / "progress.json").write_text("{}")
     argv = compare.child_argv("tf", config, tmp_path / "cmp" / "tf")
     assert "--resume" in argv
+    (tmp_path / "cmp" / "tf" / "checkpoint" / "progress.json").unlink()  # killed while swapping checkpoints
+    (tmp_path / "cmp" / "tf" / "checkpoint").rename(tmp_path / "cmp" / "tf" / "checkpoint.previous")
+    assert "--resume" in compare.child_argv("tf", config, tmp_path / "cmp" / "tf")
     parser = ArgumentParser()
     add_model_args(parser)
     add_data_args(parser)
@@ -109,6 +112,15 @@ def test_each_framework_logs_tensorboard_into_its_own_directory(tmp_path):
 def test_misuse_is_one_line(tmp_path, capsys, args, message):
     one_line_error(capsys, 2, run_main(compare.main, [*args, "--out", tmp_path / "cmp"]), message)
     assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize("record", ["{not json", '{"config": {}}', '{"frameworks": ["torch"]}', "[]"])
+def test_a_damaged_comparison_record_is_one_line_and_kept(tmp_path, capsys, record):
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "compare.json").write_text(record)
+    one_line_error(capsys, 2, run_main(compare.main, ["--resume", "--out", tmp_path / "cmp"]),
+                   "is not a readable comparison record")
+    assert (tmp_path / "cmp" / "compare.json").read_text() == record
 
 
 def test_a_used_out_directory_is_refused(tmp_path, capsys):

@@ -150,10 +150,12 @@ TRAIN_FLAGS = {
     "--out": path_values(), "--resume": None, "--log-every": st.sampled_from(["0", "1", "-1"]),
     "--device": st.sampled_from(["cpu", "auto", "gpu", "tpu"]), "--dtype": st.sampled_from(["float32", "float64", "int8"]),
     "--dry-run": None, "--bogus-flag": NUMBERS,
+    "--eval": None, "--eval-every": st.sampled_from(["0", "1", "-1"]), "--eval-samples": st.sampled_from(["2", "1", "16"]),
 }
-# Small by default, so an example that trains does so in a blink; random flags after these override them.
+# Small by default, so an example that trains does so in a blink; random flags after these override them
+# (--eval among them: the quality measure, which for shapes trains a judge into the example's fresh cache).
 TRAIN_BASE = ["--image-size", "16", "--n-g", "4", "--n-d", "4", "--num-images", "16", "--batch-size", "4",
-              "--max-steps", "2", "--no-progress", "--out", "{root}/new_run", "--cache-dir", "{root}/cache"]
+              "--max-steps", "2", "--no-progress", "--no-eval", "--out", "{root}/new_run", "--cache-dir", "{root}/cache"]
 
 
 @given(fw=st.sampled_from([n for n in SAFE_IMPORT_ORDER if n in BACKENDS]), argv=argv_for(TRAIN_FLAGS))

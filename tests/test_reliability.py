@@ -167,13 +167,29 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(fw, tmp_path, c
     out = tmp_path / "run"
     config = tiny(out, max_steps=2)
     BACKENDS[fw].train.train(config, progress=False)
-    for name in ("checkpoint", "checkpoint.previous", "generator.npz"):  # as if killed before step 4
-        shutil.rmtree(out / name, ignore_errors=True) if name.startswith("check") else (out / name).unlink()
+
+    def as_if_killed_before_its_first_checkpoint():
+        for name in ("checkpoint", "checkpoint.previous", "generator.npz", "discriminator.npz", "summary.json"):
+            shutil.rmtree(out / name, ignore_errors=True) if name.startswith("check") else (out / name).unlink()
+
     for extra in ((), ("--resume",)):
+        as_if_killed_before_its_first_checkpoint()
         assert train_cli(fw, config, *extra) == 0
         assert "stopped before its first checkpoint; starting it afresh" in capsys.readouterr().err
         assert [m["step"] for m in read_metrics(out)] == [2]
-        shutil.rmtree(out / "checkpoint")
+
+
+def test_a_trained_run_whose_checkpoints_were_removed_is_not_overwritten(tmp_path, capsys):
+    fw = next(iter(BACKENDS))
+    out = tmp_path / "run"
+    config = tiny(out, max_steps=2)
+    BACKENDS[fw].train.train(config, progress=False)
+    for name in ("checkpoint", "checkpoint.previous"):  # removed to save space, say
+        shutil.rmtree(out / name, ignore_errors=True)
+    before = snapshot(out)
+    for extra in ((), ("--resume",)):
+        one_line_error(capsys, 2, train_cli(fw, config, *extra), "has no checkpoint left but has generator.npz")
+        assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("kind", ["file", "under-a-file"])

@@ -4,6 +4,7 @@ stopped by Ctrl-C reports what finished and resumes the rest. (Ctrl-C in a
 training run, in-process: test_reliability.py.)"""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,3 +103,23 @@ def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert all(json.loads((out / fw / "summary.json").read_text())["step"] == 3 * 8 for fw in ("torch", "mx"))
     assert [m["step"] for m in read_metrics(out / "mx")][step - 1:step + 1] == [step, step + 1]
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_stops_at_once_with_its_own_status(capsys, second):
+    from common.cli import run_cli
+    from common.signals import StopRequests
+
+    seen = []
+
+    def main(argv):
+        with StopRequests() as stop:
+            os.kill(os.getpid(), signal.SIGINT)  # the first: noted, the loop would stop after its step
+            time.sleep(0.1)
+            seen.append(stop.requested)
+            os.kill(os.getpid(), second)  # the second: now
+            time.sleep(5)
+        return 0
+
+    assert run_cli("prog", main, []) == 128 + second and seen == [signal.SIGINT]
+    assert capsys.readouterr().err.strip() == "prog: stopped at once; files already written stand"
