@@ -10,10 +10,12 @@ the same resolved config and seed, into DIR/<fw>/; its output goes to
 DIR/<fw>.log. A framework that crashes is reported and the others still run.
 Then:
 
-    DIR/compare.png    loss curves overlaid, the final sample grids, examples/sec
+    DIR/compare.png    loss curves (smoothed) and SWD curves overlaid, real images
+                       beside the final sample grids, examples/sec
     DIR/report.md      one row per framework: version, device, parameters of G and D,
-                       examples/sec, final losses, wall time, and the largest
-                       per-step loss difference from the other frameworks
+                       examples/sec, final losses, final SWD (and for shapes the judge's
+                       share recognised), wall time, and the loss difference from the
+                       other frameworks at the first step (where they must agree)
     DIR/compare.json   the config and each framework's status, for --resume
 
 Ctrl-C (or SIGTERM) stops the framework in training after its current step
@@ -108,40 +110,64 @@ def collect(name: str, run_dir: Path) -> dict:
             "metrics": read_metrics(run_dir), "samples": samples[-1] if samples else None}
 
 
-def largest_step_differences(results: list[dict]) -> dict[str, float]:
-    """For each framework, the largest |loss difference| at a common step with any other."""
+def first_step_differences(results: list[dict]) -> tuple[int | None, dict[str, float]]:
+    """The first step every finished framework logged, and for each framework the largest
+    |loss difference| there from any other. The same weights, batch and noise give the same
+    step-1 losses; after it, float32 runs drift apart chaotically (README, Parity), so a
+    difference at a later step says nothing about whether the frameworks agree."""
     losses = {r["framework"]: {m["step"]: (m["loss_D"], m["loss_G"]) for m in r["metrics"]}
               for r in results if r["ok"]}
-    worst = {}
-    for name, mine in losses.items():
-        diffs = [abs(a - b) for other, theirs in losses.items() if other != name
-                 for step in mine.keys() & theirs.keys() for a, b in zip(mine[step], theirs[step])]
-        worst[name] = max(diffs) if diffs else float("nan")
-    return worst
+    common = set.intersection(*(set(v) for v in losses.values())) if losses else set()
+    if not common:
+        return None, {name: float("nan") for name in losses}
+    step = min(common)
+    worst = {name: max((abs(a - b) for other, theirs in losses.items() if other != name
+                        for a, b in zip(mine[step], theirs[step])), default=float("nan"))
+             for name, mine in losses.items()}
+    return step, worst
+
+
+def final(r: dict, key: str):
+    """The last value of a metric a run logged (swd, judge_recognised), or None."""
+    values = [m[key] for m in r.get("metrics", []) if m.get(key) is not None]
+    return values[-1] if values else None
 
 
 def report(results: list[dict], config) -> str:
-    worst = largest_step_differences(results)
+    step, worst = first_step_differences(results)
+    quality = any(final(r, "swd") is not None for r in results if r["ok"])
+    judged = any(final(r, "judge_recognised") is not None for r in results if r["ok"])
     header = ["framework", "version", "device", "params G", "params D", "examples/sec", "final loss_D",
-              "final loss_G", "wall time (s)", "max per-step loss diff"]
+              "final loss_G", *(["final SWD"] if quality else []), *(["judge: recognised"] if judged else []),
+              "wall time (s)", f"step-{step or 1} loss diff"]
     rows = []
     for r in results:
         if not r["ok"]:
-            rows.append([r["framework"], "—", "—", "—", "—", "—", "—", "—", f"{r.get('wall_s') or 0:.1f}",
-                         r["status"]])
+            rows.append([r["framework"]] + ["—"] * (len(header) - 3) + [f"{r.get('wall_s') or 0:.1f}", r["status"]])
             continue
-        s = r["summary"]
+        s, swd, recognised = r["summary"], final(r, "swd"), final(r, "judge_recognised")
         rows.append([r["framework"], r["version"], r["device"], f"{r['params']['G']:,}", f"{r['params']['D']:,}",
                      f"{s['examples_per_sec']:.1f}", f"{s['loss_D']:.4f}", f"{s['loss_G']:.4f}",
+                     *([f"{swd:.1f}" if swd is not None else "—"] if quality else []),
+                     *([f"{recognised:.0%}" if recognised is not None else "—"] if judged else []),
                      f"{r['wall_s']:.1f}", f"{worst[r['framework']]:.2e}"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     spec = config.spec
+    lr_G, lr_D = config.learning_rates
+    lr = f"lr {lr_G}" if lr_G == lr_D else f"lr G {lr_G}, D {lr_D}"
     text = (f"# DCGAN: {', '.join(r['framework'] for r in results)} side by side\n\n"
             f"data `{config.data.name}`, {spec.image_size}x{spec.image_size}, widths {spec.n_G}/{spec.n_D}, "
-            f"batch {config.batch_size}, lr {config.lr}, epochs {config.epochs}"
+            f"batch {config.batch_size}, {lr}, epochs {config.epochs}"
             + (f", max steps {config.max_steps}" if config.max_steps else "") + f", seed {config.seed}\n\n"
-            + "\n".join(lines) + "\n")
+            + "\n".join(lines) + "\n\n"
+            + (f"SWD: the sliced Wasserstein distance between G's samples and the data (x 1e3, lower is better; "
+               f"about 20 between two sets of real images). " if quality else "")
+            + (f"Judge: the share of samples a classifier of the built-in shapes recognises with confidence. "
+               if judged else "")
+            + f"The loss difference is at step {step or 1}, where the same weights, batch and noise give the "
+              f"same losses; after it float32 runs drift apart chaotically, and `python -m common.parity` "
+              f"shows the exact float64 agreement.\n")
     errors = [r["error"] for r in results if not r["ok"]]
     if errors:
         text += "\n" + "\n".join(f"- {e}" for e in errors) + "\n"
@@ -149,31 +175,65 @@ def report(results: list[dict], config) -> str:
     return text
 
 
-def plot(results: list[dict], path: Path) -> None:
+def real_images(config, count: int = 21):
+    """The first `count` images of the run's data, uint8 NHWC (None if they cannot be had)."""
+    try:
+        return config.data.load(config.spec.image_size, config.spec.channels, config.seed, progress=False)[:count]
+    except Exception:  # the report still shows the frameworks' samples
+        return None
+
+
+def plot(results: list[dict], path: Path, real=None) -> None:
+    """compare.png: the losses (smoothed) and SWD against the step, a line per
+    framework; real images beside each framework's final samples; examples/sec."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
+    from common.callbacks import smooth, smoothing_weight
+    from common.callbacks import SAMPLE_COLS, SAMPLE_ROWS
+    from common.viz import grid as image_grid
+
     done = [r for r in results if r["ok"]]
-    fig = plt.figure(figsize=(4 * max(3, len(done)), 9))
-    grid = fig.add_gridspec(3, max(2, len(done)), height_ratios=[1.2, 1, 0.8])
-    for col, key in enumerate(("loss_D", "loss_G")):
-        ax = fig.add_subplot(grid[0, col * max(2, len(done)) // 2:(col + 1) * max(2, len(done)) // 2])
-        for r in done:
-            ax.plot([m["step"] for m in r["metrics"]], [m[key] for m in r["metrics"]], label=r["framework"])
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.legend()
-    for col, r in enumerate(done):
-        ax = fig.add_subplot(grid[1, col])
+    quality = any(final(r, "swd") is not None for r in done)
+    panels = [("loss_D", "loss_D (smoothed; raw faint)"), ("loss_G", "loss_G (smoothed; raw faint)")]
+    panels += [("swd", "image quality: SWD (lower is better)")] if quality else []
+    pictures = ([("real images", image_grid(real[:SAMPLE_ROWS * SAMPLE_COLS], SAMPLE_ROWS, SAMPLE_COLS))]
+                if real is not None and len(real) else [])
+    for r in done:
         if r["samples"]:
             with Image.open(r["samples"]) as img:
-                ax.imshow(np.asarray(img.convert("RGB")))
-        ax.set_title(f"{r['framework']}: final samples")
+                pictures.append((f"{r['framework']}: final samples", np.asarray(img.convert("RGB"))))
+    cols = max(len(panels), len(pictures), 1)
+    fig = plt.figure(figsize=(4 * cols, 8.5))
+    layout = fig.add_gridspec(3, cols, height_ratios=[1.2, 1, 0.6])
+    colours = {r["framework"]: f"C{i}" for i, r in enumerate(done)}
+    for col, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(layout[0, col])
+        for r in done:
+            points = [(m["step"], m[key]) for m in r["metrics"] if m.get(key) is not None]
+            if not points:
+                continue
+            steps, values = zip(*points)
+            if key == "swd":
+                ax.plot(steps, values, marker="." if len(values) < 30 else None, color=colours[r["framework"]],
+                        label=f"{r['framework']}: {values[-1]:.1f}")
+            else:
+                ax.plot(steps, values, color=colours[r["framework"]], alpha=0.2, linewidth=0.8)
+                ax.plot(steps, smooth(values, smoothing_weight(len(values))), color=colours[r["framework"]],
+                        label=r["framework"])
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("step")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    for col, (title, image) in enumerate(pictures):
+        ax = fig.add_subplot(layout[1, col])
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(title, fontsize="medium")
         ax.axis("off")
-    ax = fig.add_subplot(grid[2, :])
+    ax = fig.add_subplot(layout[2, :])
     ax.barh([r["framework"] for r in done], [r["summary"]["examples_per_sec"] for r in done], color="tab:gray")
     ax.set_xlabel("examples/sec")
     fig.tight_layout()
@@ -229,7 +289,7 @@ def main(argv=None) -> int:
         text = report(results, config)
         write_text(out / "report.md", text)
         if any(r["ok"] for r in results):
-            plot(results, out / "compare.png")
+            plot(results, out / "compare.png", real_images(config))
         print(text.replace("\n![comparison](compare.png)\n", f"\nwritten: {out / 'report.md'}, {out / 'compare.png'}"))
         if stop.requested is not None:
             return 128 + stop.requested

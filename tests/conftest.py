@@ -25,7 +25,7 @@ import helpers  # noqa: E402  (imports the frameworks, in order)
 from common.backends import quiet_env  # noqa: E402
 
 COMPARE_FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16", "--num-images", "64",
-                 "--epochs", "2"]
+                 "--epochs", "2", "--eval-samples", "64"]
 
 
 def run_compare(*args, env=None, cwd=None):

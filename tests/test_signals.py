@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def start_training(out, *extra):
     args = [sys.executable, "-m", "dcgan_torch.train", "--image-size", "16", "--n-g", "8", "--n-d", "8",
             "--num-images", "64", "--batch-size", "8", "--epochs", "400", "--log-every", "1",
-            "--out", str(out), "--no-progress", *extra]
+            "--out", str(out), "--no-progress", "--no-eval", *extra]
     return args, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
 
 
@@ -87,7 +87,7 @@ def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
     out = tmp_path / "cmp"
     # 3 epochs of 8 steps, each step long enough (32x32, widths 32) to be stopped in the middle of
     flags = ["--frameworks", "mx,torch", "--image-size", "32", "--n-g", "32", "--n-d", "32", "--batch-size", "32",
-             "--num-images", "256", "--epochs", "3"]
+             "--num-images", "256", "--epochs", "3", "--no-eval"]
     proc = subprocess.Popen([sys.executable, "-m", "common.compare", *flags, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
     wait_for_steps(out / "mx", 2)

@@ -20,7 +20,8 @@ from common.signals import StopRequests
 from helpers import one_line_error, run_main
 
 PROG = "python -m common.compare"
-TINY = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--num-images", "64", "--batch-size", "16", "--epochs", "1"]
+TINY = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--num-images", "64", "--batch-size", "16", "--epochs", "1",
+        "--eval-samples", "64"]
 GRID = ["--sweep", "lr=0.0002,0.002", "--sweep", "latent-dim=16,100"]
 NAMES = ["lr=0.0002_latent-dim=16", "lr=0.0002_latent-dim=100", "lr=0.002_latent-dim=16", "lr=0.002_latent-dim=100"]
 

@@ -31,7 +31,7 @@ from tensorboardX.record_writer import masked_crc32c  # noqa: E402  (the reader'
 
 BASE_TAGS = {"loss/D", "loss/G", "D/real", "D/fake", "examples_per_sec"}
 DEFAULT_CALLBACKS = common.run.default_callbacks  # before any test patches it
-TINY = dict(image_size=16, n_G=8, n_D=8, num_images=64, batch_size=16, epochs=2, log_every=2)  # 4 steps an epoch
+TINY = dict(image_size=16, n_G=8, n_D=8, num_images=64, batch_size=16, epochs=2, log_every=2, eval_samples=64)  # 4 steps an epoch
 
 
 # -- reading the events back -----------------------------------------------------------------------
