@@ -4,10 +4,11 @@ code that writes a run's records.
     config.json            the resolved config, framework, device and library versions
     metrics.jsonl          one line per epoch (and per --log-every N steps)
     samples/epoch_NNN.png  a 3x7 grid from a fixed noise batch
-    losses.png             the training curves
+    losses.png             the dashboard: losses, D(x) and D(G(z)), SWD
     checkpoint/            framework-native state + progress.json (step, format, checksums)
     checkpoint.previous/   the checkpoint before it, kept as a fallback
     generator.npz          canonical weights of G
+    discriminator.npz      canonical weights of D
     summary.json           the last invocation's closing numbers
 
 Every check (the directory, the config, the framework, the checkpoint's
