@@ -144,8 +144,9 @@ class train:
     def train_step(G, D, opt_G, opt_D, X, Z):
         """One step: D, then G through the same fake; {loss_D, loss_G, d_real, d_fake} as 0-d tensors."""
 
-    def compile_step(G, D, opt_G, opt_D):
-        """train_step over these nets and optimizers as a function of (X, Z), compiled as the framework compiles."""
+    def compile_step(G, D, opt_G, opt_D, precision="fp32"):
+        """train_step over these nets and optimizers as a function of (X, Z), compiled as the framework compiles;
+        precision "bf16" (mixed) where the backend supports it, else a UsageError naming the backend."""
 
     def losses_and_gradients(G, D, X, Z):
         """({loss_D, loss_G} floats, canonical gradients of loss_D wrt D and loss_G wrt G), nothing updated."""

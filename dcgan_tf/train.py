@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from common.cli import train_main
 from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
+from common.errors import UsageError
 from common.run import Run
 from common.weights import init_weights
 from dcgan_tf.compat import keras, tf
@@ -71,8 +72,18 @@ def train_step(G, D, opt_G, opt_D, X, Z):
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
 
-def compile_step(G, D, opt_G, opt_D):
-    """train_step over these nets and optimizers, as one tf.function graph of (X, Z)."""
+def _check_precision(precision: str) -> None:
+    if precision != "fp32":
+        raise UsageError(f"--precision {precision} is not supported by the TensorFlow backend yet (fp32 only; "
+                         f"PyTorch has bf16)")
+
+
+def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
+    """train_step over these nets and optimizers, as one tf.function graph of (X, Z).
+    float32 only for now: Keras's mixed precision is a dtype policy the layers
+    must be built with (README, Performance)."""
+    _check_precision(precision)
+
     @tf.function
     def step(X, Z):
         return train_step(G, D, opt_G, opt_D, X, Z)
@@ -111,7 +122,7 @@ def train(config: TrainConfig, progress=None, callback=None) -> dict:
     D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
                   device)
     opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
-    step = compile_step(G, D, opt_G, opt_D)
+    step = compile_step(G, D, opt_G, opt_D, config.precision)
     if run.resuming:
         run.restore(load_checkpoint, G, D, opt_G, opt_D)
     run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},

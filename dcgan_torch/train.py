@@ -85,12 +85,25 @@ def train_step(G, D, opt_G, opt_D, X, Z):
                 "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
 
 
-def compile_step(G, D, opt_G, opt_D):
+def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
     """train_step over these nets and optimizers, as a function of (X, Z).
-    PyTorch runs it eagerly; the nets stay in training mode (a module's
-    default; core.forward restores it after sampling)."""
+
+    PyTorch runs it eagerly, with the nets' weights and the batch in the
+    channels-last memory format, the layout oneDNN's and cuDNN's convolutions
+    prefer (measured on a 2-core AVX-512 CPU: 1.15x the step of NCHW-contiguous
+    tensors; README, Performance). The values, shapes and NCHW indexing are
+    unchanged. precision "bf16" runs the step under autocast: convolutions in
+    bfloat16, weights, batch norm, losses and Adam in float32. The nets stay in
+    training mode (a module's default; core.forward restores it after sampling).
+    """
+    G.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same parameters
+    D.to(memory_format=torch.channels_last)
+    device = next(G.parameters()).device.type
+
     def step(X, Z):
-        return train_step(G, D, opt_G, opt_D, X, Z)
+        X = X.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return train_step(G, D, opt_G, opt_D, X, Z)
     return step
 
 
@@ -130,7 +143,7 @@ def train(config: TrainConfig, progress=None, callback=None) -> dict:
     D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
                   device)
     opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
-    step = compile_step(G, D, opt_G, opt_D)
+    step = compile_step(G, D, opt_G, opt_D, config.precision)
     if run.resuming:
         run.restore(load_checkpoint, G, D, opt_G, opt_D)
     run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
