@@ -87,11 +87,13 @@ def _check_precision(precision: str) -> None:
 
 def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
     """train_step over these nets and optimizers, as a function of (X, Z),
-    with both nets hybridized: Gluon records each net's graph once and reruns it.
-    float32 only for now (README, Performance)."""
+    with both nets hybridized: Gluon records each net's graph once and reruns it,
+    with its memory allocated once (static_alloc) for the step's fixed shapes
+    (static_shape): measured 1.13x plain hybridize() on a 2-core CPU (README,
+    Performance). float32 only for now."""
     _check_precision(precision)
-    G.hybridize()
-    D.hybridize()
+    G.hybridize(static_alloc=True, static_shape=True)
+    D.hybridize(static_alloc=True, static_shape=True)
 
     def step(X, Z):
         return train_step(G, D, opt_G, opt_D, X, Z)
