@@ -146,6 +146,36 @@ def test_bf16_trains_in_pytorch_and_is_one_line_elsewhere(fw, tmp_path, capsys):
     assert all(np.isfinite(m["loss_G"]) for m in a)
 
 
+def optimizer_rate(fw, opt) -> float:
+    """The learning rate a framework's optimizer holds (each keeps it its own way)."""
+    if fw == "torch":
+        return opt.param_groups[0]["lr"]
+    if fw == "tf":
+        return float(opt.learning_rate.numpy())
+    return opt.learning_rate  # a Gluon Trainer
+
+
+def test_separate_learning_rates_reach_the_optimizers(fw, tmp_path, monkeypatch):
+    b = BACKENDS[fw]
+    made = []
+    real = b.train.make_optimizers
+
+    def make_optimizers(G, D, lr_G, lr_D, *rest):
+        made.append(real(G, D, lr_G, lr_D, *rest))
+        return made[-1]
+
+    monkeypatch.setattr(b.train, "make_optimizers", make_optimizers)
+    config = small_config(tmp_path / "run", lr=0.002, lr_G=0.0003, max_steps=1, eval=False)  # --lr-g, and --lr for D
+    run_main(b.train.main, config_argv(config) + ["--out", config.out, "--no-progress"])
+    (opt_G, opt_D), = made
+    assert optimizer_rate(fw, opt_G) == pytest.approx(0.0003) and optimizer_rate(fw, opt_D) == pytest.approx(0.002)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (saved["lr"], saved["lr_G"], saved["lr_D"]) == (0.002, 0.0003, None)
+    # --resume checks them as part of the config: another rate for D is another run
+    code = run_main(b.train.main, config_argv(config.replace(lr_D=0.001)) + ["--out", config.out, "--resume"])
+    assert code == 2
+
+
 def test_bf16_needs_float32():
     with pytest.raises(UsageError, match="bf16 needs --dtype float32"):
         TrainConfig().replace(precision="bf16", dtype="float64")
