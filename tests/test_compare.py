@@ -14,6 +14,7 @@ from common.config import TrainConfig
 from common.rundir import read_metrics
 from conftest import COMPARE_FLAGS, run_compare
 from helpers import one_line_error, run_main
+from test_notebooks import execute, outputs
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = COMPARE_FLAGS
@@ -136,3 +137,19 @@ def test_a_used_out_directory_is_refused(tmp_path, capsys):
     (tmp_path / "cmp" / "report.md").write_text("an earlier comparison")
     one_line_error(capsys, 2, run_main(compare.main, ["--out", tmp_path / "cmp"]), "is not empty")
     assert (tmp_path / "cmp" / "report.md").read_text() == "an earlier comparison"
+
+
+@pytest.mark.slow
+def test_compare_notebook_runs(comparison, tmp_path):
+    # The notebook's own code, on the session's comparison: with --resume it
+    # reports the finished frameworks without training them again. Here, not in
+    # test_notebooks.py: `make test` runs a file per test process, and the
+    # comparison fixture is made once per process.
+    if not all(map(is_installed, ("torch", "tf", "mx"))):
+        pytest.skip("needs all three frameworks")
+    out, _ = comparison
+    nb = execute("compare.ipynb", f'FRAMEWORKS = "torch,tf,mx"\nFLAGS = ["--resume"]\nOUT = "{out}"', tmp_path)
+    assert "exit status 0" in outputs(nb)
+    report = (out / "report.md").read_text()
+    assert all(f"| {fw} |" in report for fw in ("torch", "tf", "mx"))
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -53,16 +53,4 @@ def test_framework_notebook_runs(fw, tmp_path):  # fw: each installed framework 
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # the data grid, the LeakyReLU plot, the live training plot
 
-
-@pytest.mark.slow
-def test_compare_notebook_runs(comparison, tmp_path):
-    # The notebook's own code, on the session's comparison: with --resume it
-    # reports the finished frameworks without training them again.
-    if not all(map(is_installed, ("torch", "tf", "mx"))):
-        pytest.skip("needs all three frameworks")
-    out, _ = comparison
-    nb = execute("compare.ipynb", f'FRAMEWORKS = "torch,tf,mx"\nFLAGS = ["--resume"]\nOUT = "{out}"', tmp_path)
-    assert "exit status 0" in outputs(nb)
-    report = (out / "report.md").read_text()
-    assert all(f"| {fw} |" in report for fw in ("torch", "tf", "mx"))
-    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+# compare.ipynb runs in test_compare.py, beside the comparison it reports (one per test process).
