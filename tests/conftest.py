@@ -60,7 +60,7 @@ def pytest_generate_tests(metafunc):
 
 
 # Shared fixtures that train or compute for seconds: a test that uses one is slow.
-SLOW_FIXTURES = {"trained", "results", "comparison", "finished"}
+SLOW_FIXTURES = {"trained", "results", "comparison", "finished", "judge", "evaluator"}
 # The longest files first, so that `make test`'s two workers (one file each at
 # a time) end together rather than one waiting on the last long file.
 LONGEST_FIRST = ("test_signals.py", "test_reliability.py", "test_parity.py", "test_compare.py", "test_imports.py",

@@ -53,6 +53,7 @@ def check_row(row, kind):
 
 
 @pytest.mark.parametrize("kind", ["project", "book"])
+@pytest.mark.slow
 def test_a_worker_measures_each_framework(fw, kind):
     # In this process (conftest imported the frameworks in the safe order); the
     # command runs the same function in a process of its own per row (below).
@@ -169,6 +170,7 @@ def test_misuse_is_one_line_and_exit_status_2(argv, message, capsys):
     helpers.one_line_error(capsys, 2, helpers.run_main(bench.main, argv), message)
 
 
+@pytest.mark.slow
 def test_bf16_is_refused_with_one_line_by_a_backend_without_it(capsys):
     lacking = [fw for fw in ("mx", "tf") if fw in INSTALLED]  # PyTorch alone has bf16 today
     if not lacking:

@@ -232,6 +232,7 @@ def test_judge_rejects_degraded_images_and_its_fd_ranks_them(judge):
         assert report["fd"] > 20 * base["fd"], (name, report["fd"], base["fd"])  # measured: > 100x
 
 
+@pytest.mark.slow
 def test_judge_works_for_one_channel(judge_cache):
     judge = load_judge(16, 1, cache=judge_cache)
     real = make_shapes(200, 16, channels=1, seed=4244)
@@ -395,6 +396,7 @@ FID_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "torchvision", "pytorch_fid")),
                     reason="needs torch, torchvision and pytorch-fid")
+@pytest.mark.slow
 def test_fid_plumbing_with_a_random_inception(tmp_path):
     env = quiet_env() | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", FID_SCRIPT, str(tmp_path)], capture_output=True, text=True,

@@ -63,6 +63,7 @@ def test_the_checks_catch_a_real_difference(results):
 
 
 @pytest.mark.parametrize("undo", ["adam-epsilon-placement", "bn-running-variance"])
+@pytest.mark.slow
 def test_each_reconciliation_is_needed(undo, inputs, monkeypatch):
     """Without the project's reconciliations PyTorch leaves TensorFlow: the
     checks are sensitive to exactly the differences the README lists."""

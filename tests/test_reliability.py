@@ -113,6 +113,7 @@ def test_no_intact_checkpoint_is_one_line_and_nothing_changes(finished, fw, tmp_
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(fw, tmp_path, monkeypatch, capsys):
     b = BACKENDS[fw]
     real_save, calls = b.train.save_checkpoint, []
@@ -134,6 +135,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(fw, tmp_p
 
 # -- divergence -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, monkeypatch, capsys):
     # Poison D's last layer (a logit: no activation after it to hide a NaN; MXNet's
     # Activation("relu") maps NaN to 0) before the 6th step.
@@ -164,6 +166,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
 
 # -- half-started runs, and wrong places -------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(fw, tmp_path, capsys):
     out = tmp_path / "run"
     config = tiny(out, max_steps=2)
@@ -180,6 +183,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(fw, tmp_path, c
         assert [m["step"] for m in read_metrics(out)] == [2]
 
 
+@pytest.mark.slow
 def test_a_trained_run_whose_checkpoints_were_removed_is_not_overwritten(tmp_path, capsys):
     fw = next(iter(BACKENDS))
     out = tmp_path / "run"
@@ -252,6 +256,7 @@ def test_outputs_named_as_directories_are_one_line(tmp_path, capsys):
 
 # -- Ctrl-C, in-process (in processes, with SIGTERM and SIGKILL: test_signals.py) -----------------
 
+@pytest.mark.slow
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_continues(fw, tmp_path, monkeypatch, capsys):
     # The signal arrives during step 3 (sent by the step itself: deterministic);
     # the run ends after that step, with its checkpoint.

@@ -127,6 +127,7 @@ def test_a_short_run_on_shapes_lowers_its_swd(tmp_path):
     assert swd[-1] < 0.6 * swd[0] and swd[-1] < 130, swd
 
 
+@pytest.mark.slow
 def test_bf16_trains_in_pytorch_and_is_one_line_elsewhere(fw, tmp_path, capsys):
     bf16 = small_config(tmp_path / "bf16", precision="bf16", max_steps=3, log_every=1, eval=False)
     if fw != "torch":
@@ -155,6 +156,7 @@ def optimizer_rate(fw, opt) -> float:
     return opt.learning_rate  # a Gluon Trainer
 
 
+@pytest.mark.slow
 def test_separate_learning_rates_reach_the_optimizers(fw, tmp_path, monkeypatch):
     b = BACKENDS[fw]
     made = []
