@@ -86,7 +86,7 @@ import numpy as np
 
 from common.backends import FRAMEWORKS, install_hint, is_installed, load, package, parse_frameworks, quiet_env
 from common.cli import ArgumentParser, run_cli, seed as cli_seed
-from common.config import PRESETS
+from common.config import PRESETS, unsupported_precision
 from common.data import iterate_batches, make_shapes
 from common.errors import EXIT_FAILURE, EXIT_USAGE, UsageError
 from common.run import step_noise
@@ -135,10 +135,6 @@ def source_accepts_precision(framework: str) -> bool | None:
             a = node.args
             return any(p.arg == "precision" for p in a.posonlyargs + a.args + a.kwonlyargs)
     return None
-
-
-def unsupported_precision_message(framework: str, precision: str) -> str:
-    return f"--precision {precision} is not supported by the {framework} backend yet"
 
 
 # -- the data pipeline, alone ---------------------------------------------------------
@@ -201,7 +197,7 @@ def _check_precision(framework: str, train, precision: str) -> dict:
     if precision == "fp32":
         return {}
     if "precision" not in inspect.signature(train.compile_step).parameters:
-        raise UsageError(unsupported_precision_message(framework, precision))
+        raise unsupported_precision(framework, precision)
     return {"precision": precision}
 
 
@@ -378,7 +374,7 @@ def parent(args, argv) -> int:
     if args.precision != "fp32":
         for name in names:
             if is_installed(name) and source_accepts_precision(name) is False:
-                raise UsageError(unsupported_precision_message(name, args.precision))
+                raise unsupported_precision(name, args.precision)
 
     load_before = load_average()
     emit = (lambda row: print(json.dumps(row), flush=True)) if args.json else None

@@ -97,6 +97,12 @@ def smoothing_weight(n: int) -> float:
     return min(0.98, max(0.0, 1 - 20 / max(n, 1)))
 
 
+def plot_smoothed(ax, steps, values, colour, label) -> None:
+    """A curve drawn as TensorBoard does: the raw values faint, the smoothed ones on top."""
+    ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+    ax.plot(steps, smooth(values, smoothing_weight(len(values))), color=colour, label=label)
+
+
 class Dashboard(Callback):
     """losses.png: the run at a glance. loss_D and loss_G (raw, faint, and
     smoothed); D(x) and D(G(z)), the mean sigmoid of D's logits on real and
@@ -111,17 +117,14 @@ class Dashboard(Callback):
 
         lines = read_metrics(run.dir.path)
         steps = [m["step"] for m in lines]
-        weight = smoothing_weight(len(lines))
         quality = [(m["step"], m["swd"]) for m in lines if "swd" in m]
         panels = 3 if quality else 2
         fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
         for key, colour in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
-            axes[0].plot(steps, [m[key] for m in lines], color=colour, alpha=0.25, linewidth=0.8)
-            axes[0].plot(steps, smooth([m[key] for m in lines], weight), color=colour, label=key)
+            plot_smoothed(axes[0], steps, [m[key] for m in lines], colour, key)
         axes[0].set_title("losses (smoothed; raw faint)")
         for key, label, colour in (("d_real", "D(x)", "tab:green"), ("d_fake", "D(G(z))", "tab:red")):
-            axes[1].plot(steps, [m[key] for m in lines], color=colour, alpha=0.25, linewidth=0.8)
-            axes[1].plot(steps, smooth([m[key] for m in lines], weight), color=colour, label=label)
+            plot_smoothed(axes[1], steps, [m[key] for m in lines], colour, label)
         axes[1].set_ylim(-0.02, 1.02)
         axes[1].set_title("D's mean output")
         if quality:

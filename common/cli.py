@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import signal
 import sys
 
 from common.config import TrainConfig, resolve
 from common.data import REGISTRY, DataSource
-from common.errors import EXIT_INTERRUPTED, DCGANError
+from common.errors import EXIT_INTERRUPTED, DCGANError, UsageError
 from common.options import flag, options, value_type
 from common.signals import StoppedAtOnce
 from common.spec import ModelSpec
@@ -82,6 +83,32 @@ def add_train_args(parser, framework: str) -> None:
 def given(args, cls) -> dict:
     """The settings of `cls` given on the command line (None where not)."""
     return {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
+
+
+def read_record(path, what: str, parse):
+    """parse(the JSON) of a saved comparison's or sweep's record (compare.json,
+    sweep.json), for --resume; a missing or damaged one is a UsageError (the file is kept)."""
+    if not path.exists():
+        raise UsageError(f"--resume: {path.parent} holds no {what} ({path.name} is missing)")
+    try:
+        return parse(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--resume: {path} is not a readable {what} record ({type(e).__name__}: {e}); "
+                         f"start a new {what} with another --out") from None
+
+
+def resumed_config(args, base: TrainConfig, out, what: str) -> TrainConfig:
+    """The saved config with the flags given now applied: only those a resumed run may change."""
+    changes = {k: v for cls in (ModelSpec, DataSource, TrainConfig) for k, v in given(args, cls).items()
+               if v is not None and k not in NOT_FLAGS}
+    try:
+        config = base.replace(**changes)
+    except UsageError as e:
+        raise UsageError(f"--resume: {e}") from None
+    diffs = config.differences(base)
+    if diffs:
+        raise UsageError(f"--resume: {out} holds a {what} with another config ({'; '.join(diffs)})")
+    return config
 
 
 def spec_from_args(args) -> ModelSpec:

@@ -38,13 +38,11 @@ import numpy as np
 
 from common.backends import FRAMEWORKS, install_hint, is_installed, package, parse_frameworks, quiet_env
 from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train_args, config_argv,
-                        config_from_args, given, run_cli)
+                        config_from_args, read_record, resumed_config, run_cli)
 from common.config import TrainConfig
-from common.data import DataSource
 from common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
 from common.rundir import CHECKPOINT, PREVIOUS, PROGRESS, check_output_dir, read_metrics, write_json, write_text
 from common.signals import StopRequests
-from common.spec import ModelSpec
 from common.sweep import add_sweep_args, run_sweep, wants_sweep
 
 RECORD = "compare.json"
@@ -55,9 +53,14 @@ def child_argv(name: str, config: TrainConfig, run_dir: Path) -> list[str]:
     argv = config_argv(config) + ["--out", str(run_dir), "--no-progress"]
     if config.tensorboard:  # one sub-directory each, so TensorBoard shows the frameworks as separate runs
         argv += ["--tensorboard", str(Path(config.tensorboard) / name)]
-    if (run_dir / CHECKPOINT / PROGRESS).exists() or (run_dir / PREVIOUS).exists():
-        argv.append("--resume")  # from the last checkpoint, or the one before if killed while swapping
+    if has_checkpoint(run_dir):
+        argv.append("--resume")
     return argv
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a run can be continued: its last checkpoint, or the one before if killed while swapping."""
+    return (run_dir / CHECKPOINT / PROGRESS).exists() or (run_dir / PREVIOUS).exists()
 
 
 def run_framework(name: str, config: TrainConfig, out: Path, stop: StopRequests | None = None) -> dict:
@@ -161,9 +164,9 @@ def report(results: list[dict], config) -> str:
             f"batch {config.batch_size}, {lr}, epochs {config.epochs}"
             + (f", max steps {config.max_steps}" if config.max_steps else "") + f", seed {config.seed}\n\n"
             + "\n".join(lines) + "\n\n"
-            + (f"SWD: the sliced Wasserstein distance between G's samples and the data (x 1e3, lower is better; "
-               f"about 20 between two sets of real images). " if quality else "")
-            + (f"Judge: the share of samples a classifier of the built-in shapes recognises with confidence. "
+            + ("SWD: the sliced Wasserstein distance between G's samples and the data (x 1e3, lower is better; "
+               "about 20 between two sets of real images). " if quality else "")
+            + ("Judge: the share of samples a classifier of the built-in shapes recognises with confidence. "
                if judged else "")
             + f"The loss difference is at step {step or 1}, where the same weights, batch and noise give the "
               f"same losses; after it float32 runs drift apart chaotically, and `python -m common.parity` "
@@ -192,8 +195,7 @@ def plot(results: list[dict], path: Path, real=None) -> None:
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from common.callbacks import smooth, smoothing_weight
-    from common.callbacks import SAMPLE_COLS, SAMPLE_ROWS
+    from common.callbacks import SAMPLE_COLS, SAMPLE_ROWS, plot_smoothed
     from common.viz import grid as image_grid
 
     done = [r for r in results if r["ok"]]
@@ -221,9 +223,7 @@ def plot(results: list[dict], path: Path, real=None) -> None:
                 ax.plot(steps, values, marker="." if len(values) < 30 else None, color=colours[r["framework"]],
                         label=f"{r['framework']}: {values[-1]:.1f}")
             else:
-                ax.plot(steps, values, color=colours[r["framework"]], alpha=0.2, linewidth=0.8)
-                ax.plot(steps, smooth(values, smoothing_weight(len(values))), color=colours[r["framework"]],
-                        label=r["framework"])
+                plot_smoothed(ax, steps, list(values), colours[r["framework"]], r["framework"])
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("step")
         if ax.get_legend_handles_labels()[0]:
@@ -308,22 +308,9 @@ def frameworks_from(text: str) -> list[str]:
 def resume_state(args, out: Path):
     """The saved comparison in `out`, with any flag given now applied (only
     those a resumed run may change)."""
-    record = out / RECORD
-    if not record.exists():
-        raise UsageError(f"--resume: {out} holds no comparison ({RECORD} is missing)")
-    try:
-        saved = json.loads(record.read_text())
-        base = TrainConfig.from_dict(saved["config"])
-        saved_names = list(saved["frameworks"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"--resume: {record} is not a readable comparison record ({type(e).__name__}: {e}); "
-                         f"start a new comparison with another --out") from None
-    changes = {k: v for cls in (ModelSpec, DataSource, TrainConfig) for k, v in given(args, cls).items()
-               if v is not None and k not in ("out", "resume")}
-    config = base.replace(**changes)
-    diffs = config.differences(base)
-    if diffs:
-        raise UsageError(f"--resume: {out} holds a comparison with another config ({'; '.join(diffs)})")
+    base, saved_names, saved = read_record(out / RECORD, "comparison", lambda saved: (
+        TrainConfig.from_dict(saved["config"]), list(saved["frameworks"]), saved))
+    config = resumed_config(args, base, out, "comparison")
     names = frameworks_from(args.frameworks) if args.frameworks else saved_names
     statuses = saved.get("status", {})
     if config != base:  # more epochs or steps: every framework trains on

@@ -50,6 +50,11 @@ RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "eval", "eval_every", "
                      "device", "precision", "out", "resume", "data_url", "cache_dir")
 
 
+def unsupported_precision(framework: str, precision: str) -> UsageError:
+    """The one line for a backend that cannot train in `precision` (its compile_step raises it)."""
+    return UsageError(f"--precision {precision} is not supported by the {framework} backend yet (fp32 only)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     spec: ModelSpec = field(default_factory=ModelSpec)

@@ -20,6 +20,7 @@ import numpy as np
 
 from common.callbacks import Callback
 from common.metrics import SWD, as_float_nhwc, load_judge
+from common.spec import latent_shape
 
 EVAL_CHUNK = 128  # G's batch when sampling for an evaluation
 DIVERSITY_PAIRS = 128  # images whose pairwise distances measure diversity
@@ -51,8 +52,7 @@ class Evaluator:
         self.swd = SWD(real, seed)
         self.real_diversity, self.real_contrast = diversity(real), contrast(real)
         Z = np.random.default_rng([seed, 4]).standard_normal((num, latent_dim), np.float32)
-        self.noise = (Z.reshape(num, latent_dim, 1, 1) if layout == "NCHW" else Z.reshape(num, 1, 1, latent_dim)
-                      ).astype(dtype)
+        self.noise = Z.reshape(latent_shape(num, latent_dim, layout)).astype(dtype)
         size, channels = images.shape[1], images.shape[3]
         self.judge = load_judge(size, channels, cache=cache, progress=True) if judge else None
 

@@ -36,6 +36,7 @@ from common.errors import CheckpointError, DivergedError, UsageError
 from common.quality import Evaluator, HealthMonitor
 from common.rundir import RunDir, read_metrics  # noqa: F401  (read_metrics: the run's records, for callers)
 from common.signals import StopRequests
+from common.spec import latent_shape
 from common.tensorboard import TensorBoard
 from common.viz import to_uint8
 
@@ -57,13 +58,13 @@ def default_callbacks(progress=None, callback=None, tensorboard=None) -> list:
 def step_noise(seed: int, step: int, batch: int, latent_dim: int, layout: str) -> np.ndarray:
     """Z for one training step, N(0, 1), from a NumPy generator keyed by (seed, step)."""
     Z = np.random.default_rng([seed, 1, step]).standard_normal((batch, latent_dim), np.float32)
-    return Z.reshape((batch, latent_dim, 1, 1) if layout == "NCHW" else (batch, 1, 1, latent_dim))
+    return Z.reshape(latent_shape(batch, latent_dim, layout))
 
 
 def fixed_noise(seed: int, num: int, latent_dim: int, layout: str) -> np.ndarray:
     """The fixed Z behind every samples/epoch_NNN.png of a run."""
     Z = np.random.default_rng([seed, 2]).standard_normal((num, latent_dim), np.float32)
-    return Z.reshape((num, latent_dim, 1, 1) if layout == "NCHW" else (num, 1, 1, latent_dim))
+    return Z.reshape(latent_shape(num, latent_dim, layout))
 
 
 class Run:

@@ -27,6 +27,11 @@ LAYOUTS = ("NCHW", "NHWC")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
 
 
+
+def latent_shape(num: int, latent_dim: int, layout: str) -> tuple[int, int, int, int]:
+    """The shape of a batch of Z as the nets take it: (N, z, 1, 1) in NCHW, (N, 1, 1, z) in NHWC."""
+    return (num, latent_dim, 1, 1) if layout == "NCHW" else (num, 1, 1, latent_dim)
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One conv layer with its optional batch norm and activation."""

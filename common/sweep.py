@@ -59,12 +59,12 @@ import re
 import sys
 from pathlib import Path
 
-from common.cli import given
+from common.cli import given, read_record, resumed_config
 from common.config import TrainConfig
 from common.data import DataSource
 from common.errors import UsageError
 from common.options import flag, options, value_type
-from common.rundir import CHECKPOINT, PROGRESS, SUMMARY, check_output_dir, read_metrics, write_json, write_text
+from common.rundir import SUMMARY, check_output_dir, read_metrics, write_json, write_text
 from common.spec import ModelSpec
 from common.viz import EPOCH_SAMPLE
 
@@ -251,25 +251,14 @@ def read_run(run_dir: Path) -> dict:
 def _resume_state(args, out: Path, names: list[str]):
     """The saved sweep in `out`: its base config (with the flags given now applied,
     only those a resumed run may change), axes, frameworks and statuses."""
-    record = out / RECORD
-    if not record.exists():
-        raise UsageError(f"--resume: {out} holds no sweep ({RECORD} is missing)")
-    saved = json.loads(record.read_text())
-    base = TrainConfig.from_dict(saved["config"])
-    saved_axes = [(a["field"], tuple(a["values"])) for a in saved["axes"]]
+    base, saved_axes, saved = read_record(out / RECORD, "sweep", lambda saved: (
+        TrainConfig.from_dict(saved["config"]), [(a["field"], tuple(a["values"])) for a in saved["axes"]],
+        {"frameworks": list(saved["frameworks"]), "status": dict(saved.get("status", {}))}))
     axes = sweep_axes(args) or saved_axes
     if [(n, list(v)) for n, v in axes] != [(n, list(v)) for n, v in saved_axes]:
         raise UsageError(f"--resume: {out} holds a sweep of other axes ({_axes_text(saved_axes)}, "
                          f"not {_axes_text(axes)})")
-    changes = {k: v for cls in SETTINGS for k, v in given(args, cls).items()
-               if v is not None and k not in ("out", "resume")}
-    try:
-        config = base.replace(**changes)
-    except UsageError as e:
-        raise UsageError(f"--resume: {e}") from None
-    diffs = config.differences(base)
-    if diffs:
-        raise UsageError(f"--resume: {out} holds a sweep with another config ({'; '.join(diffs)})")
+    config = resumed_config(args, base, out, "sweep")
     names = names if getattr(args, "frameworks", None) else saved["frameworks"]
     status = {cell: dict(runs) for cell, runs in saved.get("status", {}).items()}
     if (config.epochs, config.max_steps) != (base.epochs, base.max_steps):  # every run trains on
@@ -297,7 +286,7 @@ def run_sweep(args, config: TrainConfig, out: Path, names: list[str], stop) -> i
     one is used, with the flags given now applied); `stop` an active
     common.signals.StopRequests. Returns the exit status: 0 all done, 1 a run
     failed, 128 + the signal when stopped."""
-    from common.compare import run_framework  # here: compare imports this module
+    from common.compare import has_checkpoint, run_framework  # here: compare imports this module
 
     out = Path(out).expanduser()
     check_output_dir(out)
@@ -329,7 +318,7 @@ def run_sweep(args, config: TrainConfig, out: Path, names: list[str], stop) -> i
             else:
                 print(f"[{len(results) + 1}/{total}] training {cell} with {fw} ...", file=sys.stderr, flush=True)
                 (out / cell).mkdir(parents=True, exist_ok=True)
-                continuing = (run_dir / CHECKPOINT / PROGRESS).exists()
+                continuing = has_checkpoint(run_dir)
                 result = run_framework(fw, cell_config, out / cell, stop)
                 wall = (result.get("wall_s") or 0.0) + ((saved.get("wall_s") or 0.0) if continuing else 0.0)
                 row.update(ok=bool(result.get("ok")), status=result.get("status", "failed"), wall_s=wall)

@@ -9,8 +9,7 @@ dcgan_torch/train.py and dcgan_tf/train.py (the contract: docs/design.md §3).
 from __future__ import annotations
 
 from common.cli import train_main
-from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
-from common.errors import UsageError
+from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_precision
 from common.run import Run
 from common.weights import init_weights
 from dcgan_mx.compat import autograd, gluon, np, npx
@@ -79,19 +78,14 @@ def train_step(G, D, opt_G, opt_D, X, Z):
             "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}
 
 
-def _check_precision(precision: str) -> None:
-    if precision != "fp32":
-        raise UsageError(f"--precision {precision} is not supported by the MXNet backend yet (fp32 only; "
-                         f"PyTorch has bf16)")
-
-
 def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
     """train_step over these nets and optimizers, as a function of (X, Z),
     with both nets hybridized: Gluon records each net's graph once and reruns it,
     with its memory allocated once (static_alloc) for the step's fixed shapes
     (static_shape): measured 1.13x plain hybridize() on a 2-core CPU (README,
     Performance). float32 only for now."""
-    _check_precision(precision)
+    if precision != "fp32":
+        raise unsupported_precision("MXNet", precision)
     G.hybridize(static_alloc=True, static_shape=True)
     D.hybridize(static_alloc=True, static_shape=True)
 

@@ -9,8 +9,7 @@ dcgan_torch/train.py and dcgan_mx/train.py (the contract: docs/design.md §3).
 from __future__ import annotations
 
 from common.cli import train_main
-from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
-from common.errors import UsageError
+from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_precision
 from common.run import Run
 from common.weights import init_weights
 from dcgan_tf.compat import keras, tf
@@ -72,17 +71,12 @@ def train_step(G, D, opt_G, opt_D, X, Z):
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
 
-def _check_precision(precision: str) -> None:
-    if precision != "fp32":
-        raise UsageError(f"--precision {precision} is not supported by the TensorFlow backend yet (fp32 only; "
-                         f"PyTorch has bf16)")
-
-
 def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
     """train_step over these nets and optimizers, as one tf.function graph of (X, Z).
     float32 only for now: Keras's mixed precision is a dtype policy the layers
     must be built with (README, Performance)."""
-    _check_precision(precision)
+    if precision != "fp32":
+        raise unsupported_precision("TensorFlow", precision)
 
     @tf.function
     def step(X, Z):

@@ -10,7 +10,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from common.backends import is_installed
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = '''DATA = "shapes"

@@ -163,6 +163,16 @@ def test_misuse_is_one_line_and_writes_nothing(tmp_path, capsys, stand_in, args,
     assert not (tmp_path / "sw").exists() and not fake.calls
 
 
+@pytest.mark.parametrize("record", ["{not json", '{"config": {}}', '{"config": {}, "axes": [{"field": "lr"}]}', "[]"])
+def test_a_damaged_sweep_record_is_one_line_and_kept(tmp_path, capsys, stand_in, record):
+    fake = stand_in()
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text(record)
+    one_line_error(capsys, 2, run_main(sweep_main, ["--resume", "--out", tmp_path / "sw"]),
+                   "is not a readable sweep record")
+    assert (tmp_path / "sw" / "sweep.json").read_text() == record and not fake.calls
+
+
 def test_a_used_out_directory_is_refused(tmp_path, capsys, stand_in):
     fake = stand_in()
     (tmp_path / "sw").mkdir()

@@ -3,7 +3,6 @@ frameworks, and one-line errors for bad input. CLIs run in-process (their
 `main(argv)`), except where a real signal needs a real process."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
