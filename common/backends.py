@@ -72,7 +72,7 @@ def parse_frameworks(text: str) -> list[str]:
 class Backend:
     """One framework's backend modules, and NCHW NumPy in and out of them."""
 
-    MODULES = ("core", "model", "weights", "train", "sample", "score")
+    MODULES = ("core", "model", "weights", "distributed", "train", "sample", "score")
 
     def __init__(self, name: str):
         self.name = name

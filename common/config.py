@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.data import DataSource
+from common.distributed import parse_devices
 from common.errors import UsageError
 from common.options import flag_of, option, options
 from common.spec import ModelSpec
@@ -44,10 +45,11 @@ BETA1, BETA2, ADAM_EPSILON = 0.5, float(np.float32(0.999)), 1e-8
 DEVICES = ("auto", "cpu", "gpu")
 DTYPES = ("float32", "float64")
 PRECISIONS = ("fp32", "bf16")
+STRATEGIES = ("default", "mirrored", "multiworker")
 # Fields a resumed run may change: how long it runs, where it reads its data
 # from and how it reports, not what it computes.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "eval", "eval_every", "eval_samples", "tensorboard",
-                     "device", "precision", "out", "resume", "data_url", "cache_dir")
+                     "device", "precision", "out", "resume", "data_url", "cache_dir", "devices", "strategy")
 
 
 def unsupported_precision(framework: str, precision: str) -> UsageError:
@@ -85,6 +87,15 @@ class TrainConfig:
     precision: str = option("fp32", "bf16: mixed precision, bfloat16 convolutions with float32 weights, batch "
                                     "norm and losses (PyTorch; faster on CPUs with AVX-512 BF16 and on GPUs)",
                             choices=PRECISIONS)
+    # Scaling out (common.distributed; README, Scaling out). PyTorch scales with torchrun instead.
+    devices: str | None = option(None, "train on these devices, the batch split over them: cpu:0,cpu:1 or "
+                                       "gpu:0,gpu:1 (MXNet: Gluon's multi-device Trainer; TensorFlow: "
+                                       "MirroredStrategy)")
+    strategy: str = option("default", "TensorFlow's tf.distribute strategy: default (one device), mirrored "
+                                      "(the local GPUs, or --devices), multiworker (TF_CONFIG)",
+                           choices=STRATEGIES)
+    sync_bn: bool = option(False, "batch norm on the statistics of the global batch, not each device's "
+                                  "(PyTorch: SyncBatchNorm; TensorFlow: synchronized BatchNormalization)")
 
     def __post_init__(self):
         checks = [
@@ -103,10 +114,12 @@ class TrainConfig:
             ("dtype", self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}"),
             ("precision", self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
             ("precision", self.precision == "fp32" or self.dtype == "float32", "bf16 needs --dtype float32"),
+            ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
         ]
         for name, ok, rule in checks:
             if not ok:
                 raise UsageError(f"{name} {rule}, got {getattr(self, name)!r}")
+        parse_devices(self.devices)  # a UsageError naming the bad item
 
     @property
     def learning_rates(self) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from common.backends import FRAMEWORKS
 from common.config import ADAM_EPSILON
 
-MODULES = ("core", "model", "weights", "train", "sample", "score", "book")
+MODULES = ("core", "model", "weights", "distributed", "train", "sample", "score", "book")
 # The chapter's own code keeps each framework's own signatures.
 OWN_SIGNATURE = {("model", "G_block"), ("model", "D_block"), ("book", "G_block"), ("book", "D_block"),
                  ("book", "update_D"), ("book", "update_G")}
@@ -126,6 +126,23 @@ class weights:
         """Gradients in the order of parameters(net) -> {canonical key: NumPy array in canonical layout}."""
 
 
+class distributed:
+    """Scaling out on the framework's own engine (docs/design.md §12): PyTorch's
+    DDP under torchrun, a tf.distribute strategy, Gluon's multi-device Trainer."""
+
+    def setup(config):
+        """A context manager: the common.distributed.Replicas this process trains on (its world of
+        processes, its devices, the scope to build in), from how it was launched and --devices,
+        --strategy, --sync-bn; what the framework cannot do is a UsageError. Plainly launched: one device."""
+
+    def replicate(net, replicas):
+        """The net as the step trains it across the replicas (DDP's wrapper; the Keras model, its batch
+        norm synchronized with --sync-bn; the Gluon net); the net itself still samples and saves."""
+
+    def mean_across(metrics, replicas):
+        """The step's metrics as the global batch's: reduced over the processes or devices."""
+
+
 class train:
     """The step of docs/design.md §8, the loop, and `python -m dcgan_<fw>.train`."""
 
@@ -144,9 +161,10 @@ class train:
     def train_step(G, D, opt_G, opt_D, X, Z):
         """One step: D, then G through the same fake; {loss_D, loss_G, d_real, d_fake} as 0-d tensors."""
 
-    def compile_step(G, D, opt_G, opt_D, precision="fp32"):
+    def compile_step(G, D, opt_G, opt_D, precision="fp32", replicas=None):
         """train_step over these nets and optimizers as a function of (X, Z), compiled as the framework compiles;
-        precision "bf16" (mixed) where the backend supports it, else a UsageError naming the backend."""
+        precision "bf16" (mixed) where the backend supports it, else a UsageError naming the backend;
+        replicas (distributed.setup): the step of this process's devices, its metrics the global batch's."""
 
     def losses_and_gradients(G, D, X, Z):
         """({loss_D, loss_G} floats, canonical gradients of loss_D wrt D and loss_G wrt G), nothing updated."""
@@ -158,8 +176,8 @@ class train:
         """Read what save_checkpoint wrote into these nets and optimizers."""
 
     def train(config, progress=None, callback=None):
-        """Train as `config` says, in the order: open the run, device, build + load, place,
-        optimizers, compile, resume, start, loop; returns the summary."""
+        """Train as `config` says, in the order: open the run, set up the replicas (devices), build + load,
+        place, optimizers, compile, resume, start, loop; returns the summary."""
 
     def main(argv=None):
         """`python -m dcgan_<fw>.train`."""

@@ -32,6 +32,7 @@ from common.callbacks import (SAMPLE_COLS, SAMPLE_ROWS, CheckpointWriter, Dashbo
                               ProgressBar, SampleGrid)
 from common.config import TrainConfig
 from common.data import iterate_batches, num_batches
+from common.distributed import World
 from common.errors import CheckpointError, DivergedError, UsageError
 from common.quality import Evaluator, HealthMonitor
 from common.rundir import RunDir, read_metrics  # noqa: F401  (read_metrics: the run's records, for callers)
@@ -77,6 +78,8 @@ class Run:
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.stop = StopRequests()
+        self.world = World()   # set by start()
+        self._stopping = False  # every process has agreed to stop after this step
         self.device = None
         self.evaluator = None  # made by start(), unless --no-eval
         self.warnings = []     # what HealthMonitor found, for summary.json
@@ -124,16 +127,22 @@ class Run:
             raise CheckpointError(f"cannot load the checkpoint in {self.checkpoint_dir} ({first}); "
                                   f"train again with another --out") from None
 
-    def start(self, versions: dict, device: str, params: dict, sample, save_checkpoint, export_nets) -> None:
+    def start(self, versions: dict, device: str, params: dict, sample, save_checkpoint, export_nets,
+              world: World | None = None) -> None:
         """From here on the run writes into its directory.
 
         sample(Z) -> G(Z) in inference mode, NumPy in [-1, 1], Z and images in the run's layout;
         save_checkpoint(directory) writes the framework-native state;
-        export_nets() -> G's and D's canonical arrays.
+        export_nets() -> G's and D's canonical arrays;
+        world: the processes sharing the run (common.distributed); only the chief
+        writes, samples and evaluates, the others train their shard of each batch.
         """
         self.device = device
         self.sample, self.save_checkpoint, self.export_nets = sample, save_checkpoint, export_nets
-        if self.finished:
+        self.world = world or World()
+        if not self.world.is_chief:
+            self.callbacks = []
+        if self.finished or not self.world.is_chief:
             return
         cfg = self.config
         if cfg.eval:
@@ -150,19 +159,21 @@ class Run:
     def epochs(self):
         """Epoch numbers (1-based) still to run; Ctrl-C or SIGTERM stops after the current step."""
         with self.stop:
-            while self.step < self.total_steps and not self.stop.requested:
+            while self.step < self.total_steps and not self._stopping and not self._stop_agreed():
                 yield self.step // self.steps_per_epoch + 1
 
     def batches(self, epoch: int):
-        """(X, Z) for the rest of `epoch`, as NumPy in the run's layout and dtype."""
-        cfg = self.config
+        """(X, Z) for the rest of `epoch`, as NumPy in the run's layout and dtype: this
+        process's shard of the global batch and of its noise (all of them in one process)."""
+        cfg, world = self.config, self.world
         start = self.step - (epoch - 1) * self.steps_per_epoch
         self._call("on_epoch_begin", epoch, start)
         self._tick = time.perf_counter()
-        for X in iterate_batches(self.images, cfg.batch_size, cfg.seed, epoch - 1, self.layout, start):
-            if self.step >= self.total_steps or self.stop.requested:
+        for X in iterate_batches(self.images, cfg.batch_size, cfg.seed, epoch - 1, self.layout, start,
+                                 shard=(world.rank, world.size)):
+            if self.step >= self.total_steps or self._stop_agreed():
                 break
-            Z = step_noise(cfg.seed, self.step, cfg.batch_size, cfg.spec.latent_dim, self.layout)
+            Z = world.shard(step_noise(cfg.seed, self.step, cfg.batch_size, cfg.spec.latent_dim, self.layout))
             yield X.astype(cfg.dtype, copy=False), Z.astype(cfg.dtype, copy=False)
 
     def step_done(self, metrics: dict) -> None:
@@ -182,6 +193,8 @@ class Run:
 
     def epoch_done(self) -> None:
         """End of an epoch (or of the steps asked for): log, then every callback's on_epoch_end."""
+        if not self.world.is_chief:
+            return
         epoch = (self.step - 1) // self.steps_per_epoch + 1
         kind = "epoch" if self.step % self.steps_per_epoch == 0 else "partial"
         self._log(kind, evaluate=True)
@@ -197,6 +210,8 @@ class Run:
                    "swd": last.get("swd"), "examples_per_sec": speed, "device": self.device,
                    "interrupted": self.stop.requested is not None, "signal": self.stop.name,
                    "warnings": self.warnings, "out": str(self.dir.path)}
+        if not self.world.is_chief:
+            return summary
         if self.finished and not self._run_examples:
             print(f"{self.dir.path} is at step {self.step} of {self.total_steps} already: nothing to do "
                   f"(raise --epochs or --max-steps to train on)", file=sys.stderr)
@@ -217,7 +232,18 @@ class Run:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
+    def _stop_agreed(self) -> bool:
+        """Whether any process was asked to stop; all of them learn it after the same step."""
+        agreed = self.world.agree(self.stop.requested or 0)
+        if agreed and self.stop.requested is None:
+            self.stop.requested = agreed  # a peer's request: stop as it does
+        self._stopping = bool(agreed)
+        return self._stopping
+
     def _log(self, kind: str, evaluate: bool = False) -> None:
+        if not self.world.is_chief:  # the chief logs the run's metrics, already averaged over the processes
+            self._pending = []
+            return
         if not self._pending:
             return
         # Read the values back first: that waits for queued device work

@@ -13,17 +13,19 @@ from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_p
 from common.run import Run
 from common.weights import init_weights
 from dcgan_mx.compat import autograd, gluon, np, npx
-from dcgan_mx.core import (LAYOUT, convert_to_numpy, convert_to_tensor, describe_device, forward,
-                           pick_device, to_device, versions)
+from dcgan_mx.core import LAYOUT, convert_to_numpy, convert_to_tensor, forward, to_device, versions
+from dcgan_mx.distributed import _kvstore, _workers, mean_across, replicate, setup
 from dcgan_mx.model import build_discriminator, build_generator, count_params
 from dcgan_mx.weights import canonical_gradients, export_canonical, load_canonical, parameters
 
 
 def make_optimizers(G, D, lr_G: float, lr_D: float, epsilon: float = ADAM_EPSILON):
     """Adam with the DCGAN betas; epsilon set explicitly (docs/design.md §5)."""
-    adam = {"beta1": BETA1, "beta2": BETA2, "epsilon": epsilon}
-    opt_G = gluon.Trainer(_in_order(G), "adam", {"learning_rate": lr_G, **adam})
-    opt_D = gluon.Trainer(_in_order(D), "adam", {"learning_rate": lr_D, **adam})
+    # rescale_grad: under MXNet's launcher the kvstore sums the workers' gradients; this makes it their mean
+    adam = {"beta1": BETA1, "beta2": BETA2, "epsilon": epsilon, "rescale_grad": 1.0 / _workers()}
+    # kvstore: how the gradients of several devices or workers are summed (distributed.py)
+    opt_G = gluon.Trainer(_in_order(G), "adam", {"learning_rate": lr_G, **adam}, kvstore=_kvstore())
+    opt_D = gluon.Trainer(_in_order(D), "adam", {"learning_rate": lr_D, **adam}, kvstore=_kvstore())
     return opt_G, opt_D
 
 
@@ -62,7 +64,13 @@ def generator_loss(D, fake):
 
 
 def train_step(G, D, opt_G, opt_D, X, Z):
-    """One step of docs/design.md §8; returns loss_D, loss_G, d_real, d_fake as 0-d arrays."""
+    """One step of docs/design.md §8; returns loss_D, loss_G, d_real, d_fake as 0-d arrays.
+    X and Z may also be lists of per-device shards (split_and_load, distributed.py):
+    each device then runs the step on its shard, the Trainers sum the devices'
+    gradients, and each metric is a list with one value per device."""
+    if isinstance(X, list):
+        parts = _sharded_step(G, D, opt_G, opt_D, X, Z)
+        return {k: [part[k] for part in parts] for k in parts[0]}
     with autograd.record():
         fake = G(Z)
         # (1) Update D, with G's output held fixed.
@@ -78,19 +86,47 @@ def train_step(G, D, opt_G, opt_D, X, Z):
             "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}
 
 
-def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
+def _sharded_step(G, D, opt_G, opt_D, Xs, Zs):
+    """train_step's two updates over per-device shards, in the same order: each
+    shard's loss is its own mean, the Trainers sum over the shards, and
+    step(shards) makes that the mean over the process's batch."""
+    shards = len(Xs)
+    with autograd.record():
+        fakes = [G(Z) for Z in Zs]
+        # (1) Update D, with G's output held fixed.
+        parts = [discriminator_loss(D, X, fake.detach()) for X, fake in zip(Xs, fakes)]
+    autograd.backward([loss_D for loss_D, _, _ in parts])
+    opt_D.step(shards)
+    # (2) Update G through the same fakes, with the updated D.
+    with autograd.record():
+        losses_G = [generator_loss(D, fake) for fake in fakes]
+    autograd.backward(losses_G)
+    opt_G.step(shards)
+    return [{"loss_D": loss_D, "loss_G": loss_G,
+             "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}
+            for (loss_D, real_logits, fake_logits), loss_G in zip(parts, losses_G)]
+
+
+def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     """train_step over these nets and optimizers, as a function of (X, Z),
     with both nets hybridized: Gluon records each net's graph once and reruns it,
-    with its memory allocated once (static_alloc) for the step's fixed shapes
-    (static_shape): measured 1.13x plain hybridize() on a 2-core CPU (README,
-    Performance). float32 only for now."""
+    with its memory allocated once (static_alloc; README, Performance). Not
+    static_shape=True: with it MXNet 1.9.1 updates batch norm's running
+    statistics wrongly in some processes (it depends on PYTHONHASHSEED; found
+    by tests/twins.py). float32 only for now. With several devices (replicas from
+    distributed.setup) each batch is split over them and the metrics averaged."""
     if precision != "fp32":
         raise unsupported_precision("MXNet", precision)
-    G.hybridize(static_alloc=True, static_shape=True)
-    D.hybridize(static_alloc=True, static_shape=True)
+    G.hybridize(static_alloc=True)
+    D.hybridize(static_alloc=True)
+    G_, D_ = (replicate(G, replicas), replicate(D, replicas)) if replicas else (G, D)
+    devices = replicas.placement if replicas and replicas.devices > 1 else None
 
     def step(X, Z):
-        return train_step(G, D, opt_G, opt_D, X, Z)
+        if devices:
+            X, Z = gluon.utils.split_and_load(X, devices), gluon.utils.split_and_load(Z, devices)
+        metrics = train_step(G_, D_, opt_G, opt_D, X, Z)
+        return mean_across(metrics, replicas) if replicas else metrics
     return step
 
 
@@ -128,24 +164,25 @@ def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
 def train(config: TrainConfig, progress=None, callback=None) -> dict:
     """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     run = Run.open(config, "mx", LAYOUT, progress, callback)
-    device = pick_device(config.device)
-    spec, dtype = config.spec, config.dtype
-    G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))), device)
-    D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
-                  device)
-    opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
-    step = compile_step(G, D, opt_G, opt_D, config.precision)
-    if run.resuming:
-        run.restore(load_checkpoint, G, D, opt_G, opt_D)
-    run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
-              sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
-              save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
-              export_nets=lambda: {**export_canonical(G), **export_canonical(D)})
-    for epoch in run.epochs():
-        for X, Z in run.batches(epoch):
-            run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
-        run.epoch_done()
-    return run.finish()
+    with setup(config) as replicas, replicas.scope():
+        device, spec, dtype = replicas.device, config.spec, config.dtype
+        G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))),
+                      replicas.placement)
+        D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
+                      replicas.placement)
+        opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
+        step = compile_step(G, D, opt_G, opt_D, config.precision, replicas)
+        if run.resuming:
+            run.restore(load_checkpoint, G, D, opt_G, opt_D)
+        run.start(versions(), replicas.description, {"G": count_params(G), "D": count_params(D)},
+                  sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
+                  save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
+                  export_nets=lambda: {**export_canonical(G), **export_canonical(D)}, world=replicas.world)
+        for epoch in run.epochs():
+            for X, Z in run.batches(epoch):
+                run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
+            run.epoch_done()
+        return run.finish()
 
 
 def main(argv=None) -> int:

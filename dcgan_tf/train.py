@@ -13,8 +13,8 @@ from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_p
 from common.run import Run
 from common.weights import init_weights
 from dcgan_tf.compat import keras, tf
-from dcgan_tf.core import (LAYOUT, convert_to_numpy, convert_to_tensor, describe_device, forward,
-                           pick_device, to_device, versions)
+from dcgan_tf.core import LAYOUT, convert_to_numpy, convert_to_tensor, forward, to_device, versions
+from dcgan_tf.distributed import mean_across, replicate, setup
 from dcgan_tf.model import build_discriminator, build_generator, count_params
 from dcgan_tf.weights import canonical_gradients, export_canonical, load_canonical, parameters
 
@@ -32,8 +32,13 @@ def make_optimizers(G, D, lr_G: float, lr_D: float, epsilon: float = ADAM_EPSILO
 def loss(logits, y):
     """BCE on logits, mean over the batch. Keras's functional form: a
     keras.losses.BinaryCrossentropy object would compute in the float type of
-    its construction, float32, even for float64 nets."""
-    return tf.reduce_mean(keras.losses.binary_crossentropy(y, logits, from_logits=True))
+    its construction, float32, even for float64 nets. Under a tf.distribute
+    strategy each replica's mean is divided by the number of replicas, as
+    tf.nn.compute_average_loss does: Keras's optimizers sum the replicas'
+    gradients, which then are the global batch's mean."""
+    mean = tf.reduce_mean(keras.losses.binary_crossentropy(y, logits, from_logits=True))
+    replica = tf.distribute.get_replica_context()  # None only in a strategy's cross-replica context
+    return mean / (replica.num_replicas_in_sync if replica else 1)
 
 
 def discriminator_loss(D, X, fake):
@@ -71,16 +76,31 @@ def train_step(G, D, opt_G, opt_D, X, Z):
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
 
-def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
+def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     """train_step over these nets and optimizers, as one tf.function graph of (X, Z).
     float32 only for now: Keras's mixed precision is a dtype policy the layers
-    must be built with (README, Performance)."""
+    must be built with (README, Performance). Under a tf.distribute strategy
+    (replicas from distributed.setup) each replica runs train_step on its
+    contiguous part of the batch (strategy.run), and the metrics are reduced
+    over the replicas."""
     if precision != "fp32":
         raise unsupported_precision("TensorFlow", precision)
+    if replicas is None or replicas.engine is None:
+        @tf.function
+        def step(X, Z):
+            return train_step(G, D, opt_G, opt_D, X, Z)
+        return step
+    G_, D_ = replicate(G, replicas), replicate(D, replicas)
+    strategy, local, first = replicas.engine, replicas.devices, replicas.world.rank * replicas.devices
+
+    def replica_step(X, Z):
+        i = tf.distribute.get_replica_context().replica_id_in_sync_group - first  # this worker's i-th device
+        b = tf.shape(X)[0] // local
+        return train_step(G_, D_, opt_G, opt_D, X[i * b:(i + 1) * b], Z[i * b:(i + 1) * b])
 
     @tf.function
     def step(X, Z):
-        return train_step(G, D, opt_G, opt_D, X, Z)
+        return mean_across(strategy.run(replica_step, args=(X, Z)), replicas)
     return step
 
 
@@ -110,24 +130,25 @@ def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
 def train(config: TrainConfig, progress=None, callback=None) -> dict:
     """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     run = Run.open(config, "tf", LAYOUT, progress, callback)
-    device = pick_device(config.device)
-    spec, dtype = config.spec, config.dtype
-    G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))), device)
-    D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
-                  device)
-    opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
-    step = compile_step(G, D, opt_G, opt_D, config.precision)
-    if run.resuming:
-        run.restore(load_checkpoint, G, D, opt_G, opt_D)
-    run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
-              sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
-              save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
-              export_nets=lambda: {**export_canonical(G), **export_canonical(D)})
-    for epoch in run.epochs():
-        for X, Z in run.batches(epoch):
-            run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
-        run.epoch_done()
-    return run.finish()
+    with setup(config) as replicas, replicas.scope():
+        device, spec, dtype = replicas.device, config.spec, config.dtype
+        G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))),
+                      replicas.placement)
+        D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
+                      replicas.placement)
+        opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
+        step = compile_step(G, D, opt_G, opt_D, config.precision, replicas)
+        if run.resuming:
+            run.restore(load_checkpoint, G, D, opt_G, opt_D)
+        run.start(versions(), replicas.description, {"G": count_params(G), "D": count_params(D)},
+                  sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
+                  save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
+                  export_nets=lambda: {**export_canonical(G), **export_canonical(D)}, world=replicas.world)
+        for epoch in run.epochs():
+            for X, Z in run.batches(epoch):
+                run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
+            run.epoch_done()
+        return run.finish()
 
 
 def main(argv=None) -> int:

@@ -15,8 +15,8 @@ from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
 from common.run import Run
 from common.weights import init_weights
 from dcgan_torch.compat import load_dynamo, torch
-from dcgan_torch.core import (LAYOUT, convert_to_numpy, convert_to_tensor, describe_device, forward,
-                              pick_device, to_device, versions)
+from dcgan_torch.core import LAYOUT, convert_to_numpy, convert_to_tensor, forward, to_device, versions
+from dcgan_torch.distributed import mean_across, replicate, setup
 from dcgan_torch.model import build_discriminator, build_generator, count_params
 from dcgan_torch.weights import canonical_gradients, export_canonical, load_canonical, parameters
 
@@ -85,7 +85,7 @@ def train_step(G, D, opt_G, opt_D, X, Z):
                 "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
 
 
-def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
+def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     """train_step over these nets and optimizers, as a function of (X, Z).
 
     PyTorch runs it eagerly, with the nets' weights and the batch in the
@@ -95,15 +95,20 @@ def compile_step(G, D, opt_G, opt_D, precision: str = "fp32"):
     unchanged. precision "bf16" runs the step under autocast: convolutions in
     bfloat16, weights, batch norm, losses and Adam in float32. The nets stay in
     training mode (a module's default; core.forward restores it after sampling).
+    Under torchrun (replicas from distributed.setup) the step trains
+    DistributedDataParallel wrappers of the nets on this process's shard of
+    the batch, and returns the metrics averaged over the processes.
     """
     G.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same parameters
     D.to(memory_format=torch.channels_last)
     device = next(G.parameters()).device.type
+    G_, D_ = (replicate(G, replicas), replicate(D, replicas)) if replicas else (G, D)
 
     def step(X, Z):
         X = X.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            return train_step(G, D, opt_G, opt_D, X, Z)
+            metrics = train_step(G_, D_, opt_G, opt_D, X, Z)
+        return mean_across(metrics, replicas) if replicas else metrics
     return step
 
 
@@ -137,24 +142,25 @@ def load_checkpoint(directory, G, D, opt_G, opt_D) -> None:
 def train(config: TrainConfig, progress=None, callback=None) -> dict:
     """Train as `config` says; callback(epoch, metrics, samples) runs at every epoch end."""
     run = Run.open(config, "torch", LAYOUT, progress, callback)
-    device = pick_device(config.device)
-    spec, dtype = config.spec, config.dtype
-    G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))), device)
-    D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
-                  device)
-    opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
-    step = compile_step(G, D, opt_G, opt_D, config.precision)
-    if run.resuming:
-        run.restore(load_checkpoint, G, D, opt_G, opt_D)
-    run.start(versions(), describe_device(device), {"G": count_params(G), "D": count_params(D)},
-              sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
-              save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
-              export_nets=lambda: {**export_canonical(G), **export_canonical(D)})
-    for epoch in run.epochs():
-        for X, Z in run.batches(epoch):
-            run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
-        run.epoch_done()
-    return run.finish()
+    with setup(config) as replicas, replicas.scope():
+        device, spec, dtype = replicas.device, config.spec, config.dtype
+        G = to_device(load_canonical(build_generator(spec, dtype), init_weights(spec, config.seed, ("G",))),
+                      replicas.placement)
+        D = to_device(load_canonical(build_discriminator(spec, dtype), init_weights(spec, config.seed + 1, ("D",))),
+                      replicas.placement)
+        opt_G, opt_D = make_optimizers(G, D, *config.learning_rates)
+        step = compile_step(G, D, opt_G, opt_D, config.precision, replicas)
+        if run.resuming:
+            run.restore(load_checkpoint, G, D, opt_G, opt_D)
+        run.start(versions(), replicas.description, {"G": count_params(G), "D": count_params(D)},
+                  sample=lambda Z: convert_to_numpy(forward(G, convert_to_tensor(Z, device))),
+                  save_checkpoint=lambda directory: save_checkpoint(directory, G, D, opt_G, opt_D),
+                  export_nets=lambda: {**export_canonical(G), **export_canonical(D)}, world=replicas.world)
+        for epoch in run.epochs():
+            for X, Z in run.batches(epoch):
+                run.step_done(step(convert_to_tensor(X, device), convert_to_tensor(Z, device)))
+            run.epoch_done()
+        return run.finish()
 
 
 def main(argv=None) -> int:

@@ -142,8 +142,8 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
     b = BACKENDS[fw]
     real_compile = b.train.compile_step
 
-    def compile_step(G, D, opt_G, opt_D, precision="fp32"):
-        step, calls = real_compile(G, D, opt_G, opt_D, precision), []
+    def compile_step(G, D, opt_G, opt_D, precision="fp32", replicas=None):
+        step, calls = real_compile(G, D, opt_G, opt_D, precision, replicas), []
 
         def poisoned(X, Z):
             calls.append(1)

@@ -774,19 +774,23 @@ def num_batches(num_images: int, batch_size: int) -> int:
 
 
 def iterate_batches(images: np.ndarray, batch_size: int, seed: int, epoch: int,
-                    layout: str = "NCHW", start: int = 0):
+                    layout: str = "NCHW", start: int = 0, shard: tuple[int, int] = (0, 1)):
     """Yield the epoch's batches as float32 in [-1, 1], laid out NCHW or NHWC.
 
     The order depends only on (seed, epoch), so every framework gets the same
     batches in the same order, and a resumed run can start at batch `start`.
+    shard (rank, size): only that contiguous part of each batch, for one of
+    `size` processes sharing it (common.distributed).
     """
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
     if batch_size > len(images):
         raise DataError(f"batch size {batch_size} is larger than the dataset ({len(images)} images)")
     order = np.random.default_rng([seed, epoch]).permutation(len(images))
+    rank, size = shard
+    per = batch_size // size
     for b in range(start, num_batches(len(images), batch_size)):
-        batch = images[order[b * batch_size:(b + 1) * batch_size]]
+        batch = images[order[b * batch_size + rank * per:b * batch_size + (rank + 1) * per]]
         if layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
         yield np.ascontiguousarray(batch, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)

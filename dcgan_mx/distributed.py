@@ -1,0 +1,82 @@
+"""Scaling out with Gluon's own engine (docs/design.md §12; README, Scaling out):
+the nets keep a copy on every device of --devices, each batch is split over
+them with split_and_load, and the Trainers' kvstore sums the devices'
+gradients before every update.
+
+    python -m dcgan_mx.train --devices gpu:0,gpu:1 ...    # or cpu:0,cpu:1 to try it on a laptop
+
+The kvstore is "device", or "dist_sync" when MXNet's own launcher started the
+process (it sets DMLC_ROLE); then each worker process trains its shard of
+the global batch (common.distributed). Batch norm is per device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+from common.distributed import Replicas, World, parse_devices
+from common.errors import UsageError
+from dcgan_mx.compat import mx, np, npx
+from dcgan_mx.core import describe_device, pick_device
+
+
+@contextlib.contextmanager
+def setup(config):
+    """The processes and devices this run trains on: --devices (default: the one device of --device)."""
+    if config.strategy != "default":
+        raise UsageError(f"--strategy {config.strategy} is TensorFlow's; MXNet takes --devices "
+                         f"(README, Scaling out)")
+    devices = [_context(kind, index) for kind, index in parse_devices(config.devices)] or [pick_device(config.device)]
+    if config.sync_bn and (len(devices) > 1 or _kvstore() != "device"):
+        raise UsageError("--sync-bn is not supported by the MXNet backend: its batch norm is per device "
+                         "(README, Scaling out)")
+    world = World()
+    if _kvstore() != "device":  # a worker of MXNet's launcher
+        kv = mx.kv.create(_kvstore())
+        kv.init("stop", mx.nd.zeros(1))
+        world = World(kv.rank, kv.num_workers, lambda value: _agree(kv, value))
+    description = ", ".join(describe_device(d) for d in devices)
+    if world.size > 1:
+        description += f", worker {world.rank} of {world.size} ({_kvstore()})"
+    replicas = Replicas(world, devices[0], devices if len(devices) > 1 else devices[0], devices=len(devices),
+                        description=description, engine=_kvstore())
+    replicas.check(config.batch_size)
+    yield replicas
+
+
+def replicate(net, replicas: Replicas):
+    """The net as it trains: the same net, whose parameters core.to_device put
+    on every device; Gluon runs each device's part and the Trainer gathers them."""
+    return net
+
+
+def mean_across(metrics: dict, replicas: Replicas) -> dict:
+    """Each metric averaged over the devices, on the first one (per-device lists in, one 0-d array each out)."""
+    if not isinstance(next(iter(metrics.values())), list):
+        return metrics
+    return {k: np.stack([v.as_in_ctx(replicas.device) for v in values]).mean() for k, values in metrics.items()}
+
+
+def _context(kind: str, index: int):
+    if kind == "gpu" and index >= npx.num_gpus():
+        raise UsageError(f"--devices gpu:{index}: MXNet sees {npx.num_gpus()} GPU(s) (README, GPU)")
+    return npx.gpu(index) if kind == "gpu" else npx.cpu(index)
+
+
+def _kvstore() -> str:
+    """"dist_sync" in a process MXNet's launcher started, else "device"."""
+    return "dist_sync" if os.environ.get("DMLC_ROLE") == "worker" else "device"
+
+
+def _workers() -> int:
+    """Worker processes of MXNet's launcher (1 without it)."""
+    return int(os.environ.get("DMLC_NUM_WORKER", "1")) if _kvstore() != "device" else 1
+
+
+def _agree(kv, value: int) -> int:
+    """Nonzero on every worker once any worker has a stop request (a sum over the kvstore)."""
+    flag = mx.nd.array([1.0 if value else 0.0])
+    kv.pushpull("stop", flag, out=flag)
+    return (value or int(signal.SIGTERM)) if flag.asscalar() > 0 else 0
