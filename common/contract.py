@@ -127,7 +127,7 @@ class weights:
 
 
 class distributed:
-    """Scaling out on the framework's own engine (docs/design.md §12): PyTorch's
+    """Scaling out on the framework's own engine (docs/design.md §13): PyTorch's
     DDP under torchrun, a tf.distribute strategy, Gluon's multi-device Trainer."""
 
     def setup(config):

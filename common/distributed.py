@@ -1,4 +1,4 @@
-"""Scaling out, the framework-free half (docs/design.md §12; README, Scaling out).
+"""Scaling out, the framework-free half (docs/design.md §13; README, Scaling out).
 
 Each backend scales on its own framework's engine (dcgan_<fw>/distributed.py):
 PyTorch's DistributedDataParallel under torchrun, TensorFlow's tf.distribute

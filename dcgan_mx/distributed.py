@@ -1,4 +1,4 @@
-"""Scaling out with Gluon's own engine (docs/design.md §12; README, Scaling out):
+"""Scaling out with Gluon's own engine (docs/design.md §13; README, Scaling out):
 the nets keep a copy on every device of --devices, each batch is split over
 them with split_and_load, and the Trainers' kvstore sums the devices'
 gradients before every update.

@@ -1,4 +1,4 @@
-"""Scaling out with TensorFlow's own engine (docs/design.md §12; README, Scaling out):
+"""Scaling out with TensorFlow's own engine (docs/design.md §13; README, Scaling out):
 a tf.distribute strategy. The nets and optimizers are built in its scope
 (mirrored variables), the step runs under strategy.run on each replica's
 part of the batch, Keras's optimizers sum the replicas' gradients, and the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 
 from common.distributed import Replicas, World, parse_devices
 from common.errors import UsageError
@@ -50,7 +51,7 @@ def setup(config):
     local = strategy.num_replicas_in_sync // world.size
     device = strategy.extended.worker_devices[0]
     replicas = Replicas(world, device, device, devices=local,
-                        description=f"{type(strategy).__name__} over "
+                        description=f"{'MirroredStrategy' if config.strategy == 'mirrored' else 'MultiWorkerMirroredStrategy'} over "
                                     f"{', '.join(d.split('device:')[-1] for d in strategy.extended.worker_devices)}"
                                     + (f", worker {world.rank} of {world.size}" if world.size > 1 else ""),
                         scope=strategy.scope, engine=strategy, sync_bn=config.sync_bn)
@@ -119,6 +120,15 @@ def _local_devices(devices, choice):
 
 
 def _agree(strategy, value: int) -> int:
-    """The largest stop request over the workers (a collective)."""
-    flags = strategy.run(lambda: tf.constant(value, tf.int64))
-    return int(strategy.reduce(tf.distribute.ReduceOp.MAX, flags, axis=None))
+    """Nonzero on every worker once any worker has a stop request (a sum over
+    the replicas, in one graph: tf.distribute reduces by SUM or MEAN only)."""
+    if strategy not in _FLAG_SUMS:
+        @tf.function
+        def flag_sum(flag):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(flag,)), axis=None)
+        _FLAG_SUMS[strategy] = flag_sum
+    asked = int(_FLAG_SUMS[strategy](tf.constant(1 if value else 0, tf.int64))) > 0
+    return (value or int(signal.SIGTERM)) if asked else 0
+
+
+_FLAG_SUMS = {}

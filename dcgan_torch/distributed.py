@@ -1,4 +1,4 @@
-"""Scaling out with PyTorch's own engine (docs/design.md §12; README, Scaling out):
+"""Scaling out with PyTorch's own engine (docs/design.md §13; README, Scaling out):
 torchrun starts one process per device and DistributedDataParallel averages
 the gradients over them.
 
@@ -40,7 +40,12 @@ def setup(config):
     if size == 1:  # one process (with --sync-bn too: its batch norm is the whole batch's already)
         yield Replicas(World(), device, device, description=describe_device(device))
         return
-    if device.type == "cuda":
+    if device.type == "cuda":  # this process's GPU: the one of its rank on this node
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise UsageError(f"torchrun started local rank {local}, but PyTorch sees "
+                             f"{torch.cuda.device_count()} GPU(s): --nproc_per_node at most that many")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:

@@ -63,7 +63,8 @@ def pytest_generate_tests(metafunc):
 SLOW_FIXTURES = {"trained", "results", "comparison", "finished", "judge", "evaluator"}
 # The longest files first, so that `make test`'s two workers (one file each at
 # a time) end together rather than one waiting on the last long file.
-LONGEST_FIRST = ("test_signals.py", "test_reliability.py", "test_parity.py", "test_compare.py", "test_imports.py",
+LONGEST_FIRST = ("test_signals.py", "test_ddp.py", "test_reliability.py", "test_parity.py", "test_compare.py",
+                 "test_distributed.py", "test_imports.py",
                  "test_notebooks.py", "test_train.py", "test_metrics.py", "test_bench.py", "test_properties.py")
 
 

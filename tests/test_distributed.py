@@ -1,106 +1,25 @@
 """Scaling out on each framework's own engine (common/distributed.py,
-dcgan_<fw>/distributed.py), on this machine's CPU: PyTorch DDP in two
-processes over loopback (torchrun), TensorFlow's MirroredStrategy over two
-logical CPUs, Gluon over two CPU contexts. Each distributed run is compared
-with a one-device run where the semantics say they must agree, in float64."""
+dcgan_<fw>/distributed.py), on this machine's CPU: TensorFlow's
+MirroredStrategy over two logical CPUs and MultiWorkerMirroredStrategy in two
+processes, Gluon over two CPU contexts, and the framework-free half (PyTorch's
+DDP is tests/test_ddp.py). Each distributed run is compared with a one-device
+run where the semantics say they must agree, in float64."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from common.backends import quiet_env
-from common.config import TrainConfig
 from common.distributed import Replicas, World, parse_devices
 from common.errors import UsageError
 from common.rundir import read_metrics
 from helpers import BACKENDS, one_line_error, run_main
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "shapes", "--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16",
-        "--num-images", "64", "--log-every", "1", "--no-eval", "--dtype", "float64", "--lr", "0.002"]
-TOLERANCE = 1e-9  # float64: what the frameworks' own parity reaches is ~1e-12; measured here ~1e-16
-TIMEOUT = 300
-
-
-def tiny_config(out, **changes) -> TrainConfig:
-    flat = dict(name="shapes", image_size=16, n_G=8, n_D=8, batch_size=16, num_images=64, log_every=1,
-                eval=False, dtype="float64", lr=0.002, epochs=2, out=str(out))
-    return TrainConfig().replace(**{**flat, **changes})
-
-
-def same_metrics(a, b):
-    """The two runs logged the same steps with the same values."""
-    assert [m["step"] for m in a] == [m["step"] for m in b]
-    worst = max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in ("loss_D", "loss_G", "d_real", "d_fake"))
-    assert worst <= TOLERANCE, worst
-
-
-def run(argv, **kwargs):
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=quiet_env(),
-                          timeout=TIMEOUT, cwd=ROOT, **kwargs)
-
-
-def no_process_left(out):
-    """No process still runs with `out` on its command line."""
-    left = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and str(out) in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                left.append(proc.name)
-        except OSError:
-            continue
-    return not left
-
-
-# -- PyTorch: torchrun, DistributedDataParallel ----------------------------------------
-
-def torchrun(*args):
-    return run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "dcgan_torch.train", *TINY, *args])
-
-
-@pytest.fixture(scope="module")
-def one_process_torch(tmp_path_factory):
-    out = tmp_path_factory.mktemp("one") / "run"
-    BACKENDS["torch"].train.train(tiny_config(out), progress=False)
-    return read_metrics(out)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not installed")
-def test_ddp_with_sync_bn_equals_one_process_and_resumes(tmp_path, one_process_torch):
-    out = tmp_path / "ddp"
-    first = torchrun("--sync-bn", "--epochs", "1", "--out", out)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert len(read_metrics(out)) == 4  # 4 steps of the first epoch, each logged once (by rank 0 alone)
-    second = torchrun("--sync-bn", "--epochs", "2", "--resume", "--out", out)
-    assert second.returncode == 0, second.stderr[-3000:]
-    same_metrics(one_process_torch, read_metrics(out))  # both epochs, across the resume
-    saved = json.loads((out / "config.json").read_text())
-    assert "rank 0 of 2 (gloo)" in saved["device"] and saved["config"]["sync_bn"] is True
-    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
-    assert json.loads((out / "checkpoint" / "progress.json").read_text())["step"] == 8
-    assert first.stdout.count("examples/sec") == 1  # the closing line, from rank 0 only
-    assert no_process_left(out)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not installed")
-def test_ddp_without_sync_bn_trains_on_per_process_statistics(tmp_path, one_process_torch):
-    out = tmp_path / "ddp"
-    proc = torchrun("--max-steps", "3", "--out", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = read_metrics(out)
-    assert [m["step"] for m in lines] == [1, 2, 3]
-    assert all(np.isfinite(m[k]) for m in lines for k in ("loss_D", "loss_G"))
-    # Each process normalises its own 8 examples: not the one-process run's numbers.
-    assert abs(lines[0]["loss_D"] - one_process_torch[0]["loss_D"]) > 1e-4
-    assert no_process_left(out)
+from twins import ROOT, TIMEOUT, TINY, TOLERANCE, run, same_metrics, tiny_config
 
 
 # -- Gluon: several devices in one process ----------------------------------------------
@@ -136,31 +55,37 @@ def test_mirrored_two_devices_equal_one_device(tmp_path):
     assert "MirroredStrategy over CPU:0, CPU:1" in json.loads((tmp_path / "two" / "config.json").read_text())["device"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif("tf" not in BACKENDS, reason="TensorFlow is not installed")
+def test_multiworker_two_processes_with_sync_bn_equal_one_device(tmp_path):
+    """Two worker processes over loopback, configured by TF_CONFIG as two nodes would be."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    args = [sys.executable, "-m", "dcgan_tf.train", *TINY, "--max-steps", "4", "--strategy", "multiworker",
+            "--sync-bn"]
+    workers = [subprocess.Popen([*args, "--out", tmp_path / f"worker{i}"], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**quiet_env(), "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                             "task": {"type": "worker", "index": i}})})
+               for i in range(2)]
+    try:
+        results = [w.communicate(timeout=TIMEOUT) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in results]
+    assert not (tmp_path / "worker1").exists()  # the chief alone writes
+    one = tmp_path / "one"
+    BACKENDS["tf"].train.train(tiny_config(one, max_steps=4), progress=False)
+    same_metrics(read_metrics(one), read_metrics(tmp_path / "worker0"))
+    assert "worker 0 of 2" in json.loads((tmp_path / "worker0" / "config.json").read_text())["device"]
+
+
 # -- the framework-free half --------------------------------------------------------------
-
-def test_a_stop_request_on_any_process_stops_every_process(tmp_path, monkeypatch):
-    """World.agree is the collective; here a peer 'asks' at step 3, and this
-    process stops after that step as if asked itself, checkpoint and all."""
-    import contextlib
-
-    import dcgan_torch.train as train
-    from dcgan_torch.core import pick_device
-    calls = []
-
-    def peer_asks_at_third_step(value):
-        calls.append(value)
-        return 15 if len(calls) > 4 else 0  # one agreement at the epoch start, then one before each step
-
-    @contextlib.contextmanager
-    def setup(config):
-        device = pick_device("cpu")
-        yield Replicas(World(0, 1, peer_asks_at_third_step), device, device, description="cpu")
-
-    monkeypatch.setattr(train, "setup", setup)
-    summary = train.train(tiny_config(tmp_path / "run", epochs=3), progress=False)
-    assert summary["step"] == 3 and summary["interrupted"] and summary["signal"] == "SIGTERM"
-    assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 3
-
 
 def test_world_shards_are_contiguous_and_cover_the_batch():
     batch = np.arange(12)

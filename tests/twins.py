@@ -1,4 +1,7 @@
-"""One step on two devices against one step on one device, in-process, for
+"""Runs on several devices against runs on one: the helpers of
+tests/test_ddp.py and tests/test_distributed.py, and the check below.
+
+One step on two devices against one step on one device, in-process, for
 the single-process engines (Gluon's multi-device Trainer, TensorFlow's
 MirroredStrategy), with batch norm per device as they run it.
 
@@ -16,9 +19,57 @@ norm) against a one-device run, written under OUT: they must agree.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+
+from common.backends import quiet_env
+from common.config import TrainConfig
+
+# -- shared by tests/test_ddp.py and tests/test_distributed.py ---------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "shapes", "--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16",
+        "--num-images", "64", "--log-every", "1", "--no-eval", "--dtype", "float64", "--lr", "0.002"]
+TOLERANCE = 1e-9  # float64: what the frameworks' own parity reaches is ~1e-12; measured here ~1e-16
+TIMEOUT = 300
+
+
+def tiny_config(out, **changes) -> TrainConfig:
+    flat = dict(name="shapes", image_size=16, n_G=8, n_D=8, batch_size=16, num_images=64, log_every=1,
+                eval=False, dtype="float64", lr=0.002, epochs=2, out=str(out))
+    return TrainConfig().replace(**{**flat, **changes})
+
+
+def same_metrics(a, b):
+    """The two runs logged the same steps with the same values."""
+    assert [m["step"] for m in a] == [m["step"] for m in b]
+    worst = max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in ("loss_D", "loss_G", "d_real", "d_fake"))
+    assert worst <= TOLERANCE, worst
+
+
+def run(argv, **kwargs):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=quiet_env(),
+                          timeout=TIMEOUT, cwd=ROOT, **kwargs)
+
+
+def no_process_left(out):
+    """No process still runs with `out` on its command line."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(out) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                left.append(proc.name)
+        except OSError:
+            continue
+    return not left
+
+
+
+# -- one device against two, in one process -----------------------------------------------
+
 
 
 def duplicated_shards(name: str, steps: int = 3) -> dict:
