@@ -40,8 +40,8 @@ only, so with --precision bf16 its rows stay fp32 (the ratio is then bf16
 project / fp32 book).
 
 `--precision bf16` is handed to each backend's `train.compile_step`
-(`precision=`); a backend that does not support it (today TensorFlow and
-MXNet) refuses it in one line (exit status 2), as does one whose
+(`precision=`); a backend that does not support it (today MXNet)
+refuses it in one line (exit status 2), as does one whose
 compile_step takes no such keyword. A framework
 that is not installed or whose worker fails is reported on its own line and
 does not hide the others; the exit status is then 1 (2 for a worker's usage

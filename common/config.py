@@ -85,7 +85,7 @@ class TrainConfig:
     dtype: str = option("float32", "float64 shows the frameworks agree to ~1e-12 "
                                    "(slow; for checking, not training)", choices=DTYPES)
     precision: str = option("fp32", "bf16: mixed precision, bfloat16 convolutions with float32 weights, batch "
-                                    "norm and losses (PyTorch; faster on CPUs with AVX-512 BF16 and on GPUs)",
+                                    "norm and losses (PyTorch, TensorFlow; faster on CPUs with AVX-512 BF16 and on GPUs)",
                             choices=PRECISIONS)
     # Scaling out (common.distributed; README, Scaling out). PyTorch scales with torchrun instead.
     devices: str | None = option(None, "train on these devices, the batch split over them: cpu:0,cpu:1 or "

@@ -9,7 +9,7 @@ dcgan_torch/train.py and dcgan_mx/train.py (the contract: docs/design.md §3).
 from __future__ import annotations
 
 from common.cli import train_main
-from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_precision
+from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig
 from common.run import Run
 from common.weights import init_weights
 from dcgan_tf.compat import keras, tf
@@ -78,13 +78,17 @@ def train_step(G, D, opt_G, opt_D, X, Z):
 
 def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     """train_step over these nets and optimizers, as one tf.function graph of (X, Z).
-    float32 only for now: Keras's mixed precision is a dtype policy the layers
-    must be built with (README, Performance). Under a tf.distribute strategy
+    precision "bf16" gives every layer Keras's "mixed_bfloat16" dtype policy:
+    it computes in bfloat16 on its float32 weights; batch norm upcasts to
+    float32 itself, and the two nets' last layers (G's tanh, D's logit conv)
+    stay float32, so images, logits, losses and Adam are float32 as in fp32.
+    Under a tf.distribute strategy
     (replicas from distributed.setup) each replica runs train_step on its
     contiguous part of the batch (strategy.run), and the metrics are reduced
     over the replicas."""
-    if precision != "fp32":
-        raise unsupported_precision("TensorFlow", precision)
+    if precision == "bf16":
+        _mixed_bfloat16(G)
+        _mixed_bfloat16(D)
     if replicas is None or replicas.engine is None:
         @tf.function
         def step(X, Z):
@@ -102,6 +106,14 @@ def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     def step(X, Z):
         return mean_across(strategy.run(replica_step, args=(X, Z)), replicas)
     return step
+
+
+def _mixed_bfloat16(net) -> None:
+    """Keras's mixed precision on a built net: every layer, the blocks' own
+    layers included, computes in bfloat16; the last stays float32."""
+    for layer in net._flatten_layers(include_self=False):
+        layer.dtype_policy = "mixed_bfloat16"
+    net.layers[-1].dtype_policy = "float32"
 
 
 def losses_and_gradients(G, D, X, Z):

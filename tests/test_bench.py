@@ -172,9 +172,9 @@ def test_misuse_is_one_line_and_exit_status_2(argv, message, capsys):
 
 @pytest.mark.slow
 def test_bf16_is_refused_with_one_line_by_a_backend_without_it(capsys):
-    lacking = [fw for fw in ("mx", "tf") if fw in INSTALLED]  # PyTorch alone has bf16 today
+    lacking = [fw for fw in ("mx",) if fw in INSTALLED]  # PyTorch and TensorFlow have bf16
     if not lacking:
-        pytest.skip("needs MXNet or TensorFlow")
+        pytest.skip("needs MXNet")
     code = helpers.run_main(bench.main, ["--frameworks", lacking[0], "--precision", "bf16", "--steps", "1",
                                          "--warmup", "0", "--image-size", "16", "--n-g", "4", "--n-d", "4"])
     out, err = capsys.readouterr()
