@@ -90,8 +90,6 @@ class Replicas:
             raise UsageError(f"--batch-size {batch_size} does not split evenly over {self.total} devices "
                              f"({self.world.size} process(es) x {self.devices}); the global batch must be "
                              f"a multiple of the number of devices")
-        if self.sync_bn and batch_size // self.total < 1:
-            raise UsageError(f"--batch-size {batch_size} leaves no example per device")
 
 
 def parse_devices(text: str | None) -> list[tuple[str, int]]:

@@ -193,11 +193,11 @@ class Run:
 
     def epoch_done(self) -> None:
         """End of an epoch (or of the steps asked for): log, then every callback's on_epoch_end."""
-        if not self.world.is_chief:
-            return
         epoch = (self.step - 1) // self.steps_per_epoch + 1
         kind = "epoch" if self.step % self.steps_per_epoch == 0 else "partial"
         self._log(kind, evaluate=True)
+        if not self.world.is_chief:
+            return
         Z = fixed_noise(self.config.seed, SAMPLE_ROWS * SAMPLE_COLS, self.config.spec.latent_dim, self.layout)
         samples = to_uint8(self.sample(Z.astype(self.config.dtype)), self.layout)
         self._call("on_epoch_end", epoch, samples)
@@ -241,9 +241,6 @@ class Run:
         return self._stopping
 
     def _log(self, kind: str, evaluate: bool = False) -> None:
-        if not self.world.is_chief:  # the chief logs the run's metrics, already averaged over the processes
-            self._pending = []
-            return
         if not self._pending:
             return
         # Read the values back first: that waits for queued device work
@@ -252,7 +249,12 @@ class Run:
         now = time.perf_counter()
         elapsed = now - self._tick
         count, self._pending = len(values["loss_D"]), []
+        # Every process checks (the metrics are the global batch's, the same on all of them), so a
+        # divergence stops them all at the same step; the chief alone logs and writes.
         self._check_finite(values, count)
+        if not self.world.is_chief:
+            self._tick = time.perf_counter()
+            return
         examples = count * self.config.batch_size
         self._run_examples += examples
         self._run_time += elapsed
@@ -273,9 +275,10 @@ class Run:
             bad = [k for k in ("loss_D", "loss_G") if not math.isfinite(values[k][i])]
             if bad:
                 step = self.step - count + i + 1
-                self.dir.write_summary({"step": self.step, "device": self.device, "out": str(self.dir.path),
-                                        "interrupted": False, "signal": None,
-                                        "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}})
+                if self.world.is_chief:
+                    self.dir.write_summary({"step": self.step, "device": self.device, "out": str(self.dir.path),
+                                            "interrupted": False, "signal": None,
+                                            "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}})
                 saved = self.dir.checkpoint_step
                 kept = ("there is no checkpoint yet" if saved is None else
                         f"the last good checkpoint (step {saved}) is kept in {self.dir.checkpoint_dir}")

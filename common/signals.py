@@ -4,7 +4,7 @@ While a `StopRequests` is active, the first SIGINT (Ctrl-C) or SIGTERM (what
 schedulers, `timeout` and `docker stop` send) sets `requested` to the
 signal's number; the loop sees it after the step in flight, writes a
 checkpoint and ends, and the command exits 128 + that number (130, 143). A
-second signal stops at once (`StoppedAtOnce`, a KeyboardInterrupt; the last
+second signal (other than the same one again within REPEAT_WINDOW) stops at once (`StoppedAtOnce`, a KeyboardInterrupt; the last
 complete checkpoint stands; the exit status is 128 + the second signal's number). Outside the main thread (a notebook's worker, say) signals cannot
 be caught, and they behave as usual.
 """
@@ -12,8 +12,13 @@ be caught, and they behave as usual.
 from __future__ import annotations
 
 import signal
+import time
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The same signal again this soon after the first is the same request, not a
+# second one: a Ctrl-C reaches torchrun and its workers, and torchrun then
+# passes it on to them (measured: milliseconds apart).
+REPEAT_WINDOW = 0.5  # seconds
 
 
 class StopRequests:
@@ -41,8 +46,10 @@ class StopRequests:
 
     def _handle(self, signum, frame):
         if self.requested is not None:  # a second request: stop now
+            if signum == self.requested and time.monotonic() - self._at < REPEAT_WINDOW:
+                return  # the same request again: a launcher (torchrun) passing on the terminal's Ctrl-C
             raise StoppedAtOnce(signum)
-        self.requested = signum
+        self.requested, self._at = signum, time.monotonic()
 
 
 class StoppedAtOnce(KeyboardInterrupt):

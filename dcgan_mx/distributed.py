@@ -5,20 +5,20 @@ gradients before every update.
 
     python -m dcgan_mx.train --devices gpu:0,gpu:1 ...    # or cpu:0,cpu:1 to try it on a laptop
 
-The kvstore is "device", or "dist_sync" when MXNet's own launcher started the
-process (it sets DMLC_ROLE); then each worker process trains its shard of
-the global batch (common.distributed). Batch norm is per device.
+The kvstore is "device". Several machines (MXNet's launcher, the dist_sync
+kvstore) are refused: with a distributed kvstore Gluon updates on the
+servers, whose optimizer states a Trainer cannot save (no checkpoint), and
+two Trainers (G's and D's) share the servers' keys. Batch norm is per device.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 
 from common.distributed import Replicas, World, parse_devices
 from common.errors import UsageError
-from dcgan_mx.compat import mx, np, npx
+from dcgan_mx.compat import np, npx
 from dcgan_mx.core import describe_device, pick_device
 
 
@@ -29,19 +29,16 @@ def setup(config):
         raise UsageError(f"--strategy {config.strategy} is TensorFlow's; MXNet takes --devices "
                          f"(README, Scaling out)")
     devices = [_context(kind, index) for kind, index in parse_devices(config.devices)] or [pick_device(config.device)]
-    if config.sync_bn and (len(devices) > 1 or _kvstore() != "device"):
+    if config.sync_bn and len(devices) > 1:
         raise UsageError("--sync-bn is not supported by the MXNet backend: its batch norm is per device "
                          "(README, Scaling out)")
+    if "DMLC_ROLE" in os.environ:
+        raise UsageError("MXNet's launcher (DMLC_ROLE is set): training across machines with the dist_sync "
+                         "kvstore is not supported (Gluon cannot checkpoint its Trainers there; README, Scaling out)")
     world = World()
-    if _kvstore() != "device":  # a worker of MXNet's launcher
-        kv = mx.kv.create(_kvstore())
-        kv.init("stop", mx.nd.zeros(1))
-        world = World(kv.rank, kv.num_workers, lambda value: _agree(kv, value))
     description = ", ".join(describe_device(d) for d in devices)
-    if world.size > 1:
-        description += f", worker {world.rank} of {world.size} ({_kvstore()})"
     replicas = Replicas(world, devices[0], devices if len(devices) > 1 else devices[0], devices=len(devices),
-                        description=description, engine=_kvstore())
+                        description=description, engine="device")
     replicas.check(config.batch_size)
     yield replicas
 
@@ -63,20 +60,3 @@ def _context(kind: str, index: int):
     if kind == "gpu" and index >= npx.num_gpus():
         raise UsageError(f"--devices gpu:{index}: MXNet sees {npx.num_gpus()} GPU(s) (README, GPU)")
     return npx.gpu(index) if kind == "gpu" else npx.cpu(index)
-
-
-def _kvstore() -> str:
-    """"dist_sync" in a process MXNet's launcher started, else "device"."""
-    return "dist_sync" if os.environ.get("DMLC_ROLE") == "worker" else "device"
-
-
-def _workers() -> int:
-    """Worker processes of MXNet's launcher (1 without it)."""
-    return int(os.environ.get("DMLC_NUM_WORKER", "1")) if _kvstore() != "device" else 1
-
-
-def _agree(kv, value: int) -> int:
-    """Nonzero on every worker once any worker has a stop request (a sum over the kvstore)."""
-    flag = mx.nd.array([1.0 if value else 0.0])
-    kv.pushpull("stop", flag, out=flag)
-    return (value or int(signal.SIGTERM)) if flag.asscalar() > 0 else 0

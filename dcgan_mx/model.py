@@ -138,7 +138,7 @@ def layer_outputs(net, X) -> list:
 
 def count_params(net) -> int:
     """Trainable parameters (BN running statistics have grad_req 'null', not counted)."""
-    return sum(int(p.data().size) for p in net.collect_params().values() if p.grad_req != "null")
+    return sum(int(p.list_data()[0].size) for p in net.collect_params().values() if p.grad_req != "null")
 
 
 def main(argv=None) -> int:

@@ -14,18 +14,17 @@ from common.run import Run
 from common.weights import init_weights
 from dcgan_mx.compat import autograd, gluon, np, npx
 from dcgan_mx.core import LAYOUT, convert_to_numpy, convert_to_tensor, forward, to_device, versions
-from dcgan_mx.distributed import _kvstore, _workers, mean_across, replicate, setup
+from dcgan_mx.distributed import mean_across, replicate, setup
 from dcgan_mx.model import build_discriminator, build_generator, count_params
 from dcgan_mx.weights import canonical_gradients, export_canonical, load_canonical, parameters
 
 
 def make_optimizers(G, D, lr_G: float, lr_D: float, epsilon: float = ADAM_EPSILON):
     """Adam with the DCGAN betas; epsilon set explicitly (docs/design.md §5)."""
-    # rescale_grad: under MXNet's launcher the kvstore sums the workers' gradients; this makes it their mean
-    adam = {"beta1": BETA1, "beta2": BETA2, "epsilon": epsilon, "rescale_grad": 1.0 / _workers()}
-    # kvstore: how the gradients of several devices or workers are summed (distributed.py)
-    opt_G = gluon.Trainer(_in_order(G), "adam", {"learning_rate": lr_G, **adam}, kvstore=_kvstore())
-    opt_D = gluon.Trainer(_in_order(D), "adam", {"learning_rate": lr_D, **adam}, kvstore=_kvstore())
+    adam = {"beta1": BETA1, "beta2": BETA2, "epsilon": epsilon}
+    # kvstore "device" (Gluon's default, named): how the gradients of several devices are summed
+    opt_G = gluon.Trainer(_in_order(G), "adam", {"learning_rate": lr_G, **adam}, kvstore="device")
+    opt_D = gluon.Trainer(_in_order(D), "adam", {"learning_rate": lr_D, **adam}, kvstore="device")
     return opt_G, opt_D
 
 

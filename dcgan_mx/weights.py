@@ -37,14 +37,19 @@ def load_canonical(net, arrays: dict):
 
 
 def export_canonical(net) -> dict:
-    """The canonical arrays of `net`, as NumPy copies in the net's dtype."""
+    """The canonical arrays of `net`, as NumPy copies in the net's dtype (from
+    its first device, on several: the one that samples)."""
     arrays = {}
     for i, (conv, bn) in enumerate(spec_layers(net)):
-        arrays[f"{net.role}/{i}/weight"] = conv.weight.data().asnumpy()
+        arrays[f"{net.role}/{i}/weight"] = _first(conv.weight)
         if bn is not None:
             for param in BN_PARAMS:
-                arrays[f"{net.role}/{i}/{param}"] = getattr(bn, param).data().asnumpy()
+                arrays[f"{net.role}/{i}/{param}"] = _first(getattr(bn, param))
     return arrays
+
+
+def _first(parameter):
+    return parameter.list_data()[0].asnumpy()
 
 
 def parameters(net) -> list:

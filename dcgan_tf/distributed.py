@@ -44,10 +44,19 @@ def setup(config):
         if devices:
             raise UsageError("--strategy multiworker uses each worker's local GPUs (or its CPU); "
                              "--devices is for --strategy mirrored")
+        try:
+            tf_config = json.loads(os.environ["TF_CONFIG"])
+            kinds = set(tf_config["cluster"]) | {tf_config["task"]["type"]}
+        except (ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"TF_CONFIG is not a cluster and a task ({type(e).__name__}: {e}); "
+                             f"see README, Scaling out") from None
+        if kinds != {"worker"}:
+            raise UsageError(f"TF_CONFIG names tasks of type {', '.join(sorted(kinds - {'worker'}))}: "
+                             f"here every node is a worker, and worker 0 writes the run")
         strategy = _strategy("multiworker", ())
-        task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-        workers = strategy.cluster_resolver.cluster_spec().num_tasks("worker")
-        world = World(int(task.get("index", 0)), workers, lambda value: _agree(strategy, value))
+        resolver = strategy.cluster_resolver
+        world = World(int(resolver.task_id), resolver.cluster_spec().num_tasks("worker"),
+                      lambda value: _agree(strategy, value))
     local = strategy.num_replicas_in_sync // world.size
     device = strategy.extended.worker_devices[0]
     replicas = Replicas(world, device, device, devices=local,

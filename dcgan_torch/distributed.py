@@ -136,11 +136,13 @@ class _CPUSyncBatchNorm2d(torch.nn.BatchNorm2d):
         if not self.training:
             return super().forward(X)
         n = X.numel() // X.shape[1] * dist.get_world_size()  # values per channel in the global batch
+        dtype = X.dtype  # bfloat16 under bf16 autocast: the statistics are then computed in float32
+        X = X.to(torch.float64 if dtype == torch.float64 else torch.float32)
         mean = _all_reduce(X.sum((0, 2, 3))) / n
         centred = X - mean[None, :, None, None]
         var = _all_reduce((centred * centred).sum((0, 2, 3))) / n
         Y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
-        Y = Y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        Y = (Y * self.weight[None, :, None, None] + self.bias[None, :, None, None]).to(dtype)
         with torch.no_grad():
             m = self.momentum
             self.running_mean = self.running_mean * (1 - m) + mean.detach() * m

@@ -83,3 +83,20 @@ def test_a_stop_request_on_any_process_stops_every_process(tmp_path, monkeypatch
     summary = train.train(tiny_config(tmp_path / "run", epochs=3), progress=False)
     assert summary["step"] == 3 and summary["interrupted"] and summary["signal"] == "SIGTERM"
     assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 3
+
+
+def test_a_process_other_than_the_chief_trains_its_shard_and_writes_nothing(tmp_path, monkeypatch):
+    import dcgan_torch.train as train
+    from dcgan_torch.core import pick_device
+
+    @contextlib.contextmanager
+    def setup(config):
+        device = pick_device("cpu")
+        yield Replicas(World(1, 2), device, device, description="cpu, rank 1 of 2")
+
+    monkeypatch.setattr(train, "setup", setup)
+    monkeypatch.setattr(train, "replicate", lambda net, replicas: net)  # no process group here: no DDP
+    monkeypatch.setattr(train, "mean_across", lambda metrics, replicas: metrics)
+    summary = train.train(tiny_config(tmp_path / "run", max_steps=5), progress=False)
+    assert summary["step"] == 5
+    assert not (tmp_path / "run").exists()

@@ -35,8 +35,9 @@ def test_gluon_two_devices_equal_one_on_duplicated_shards():
 @pytest.mark.skipif("mx" not in BACKENDS, reason="MXNet is not installed")
 def test_gluon_two_devices_train_a_run(tmp_path):
     out = tmp_path / "mx"
-    summary = BACKENDS["mx"].train.train(tiny_config(out, devices="cpu:0,cpu:1", max_steps=6), progress=False)
-    assert summary["step"] == 6 and summary["device"] == "cpu(0), cpu(1)"
+    # Not cpu(0), the default context: sampling and export must read the nets' first device.
+    summary = BACKENDS["mx"].train.train(tiny_config(out, devices="cpu:1,cpu:2", max_steps=6), progress=False)
+    assert summary["step"] == 6 and summary["device"] == "cpu(1), cpu(2)"
     assert all(np.isfinite(m["loss_D"]) for m in read_metrics(out))
     assert (out / "generator.npz").exists() and (out / "checkpoint" / "progress.json").exists()
 
@@ -119,3 +120,22 @@ def test_bad_scaling_flags_are_one_line(framework, args, message, tmp_path, caps
     one_line_error(capsys, 2, run_main(BACKENDS[framework].train.main, ["--out", out, *TINY, *args]), message)
     assert not out.exists()
     assert os.environ.get("WORLD_SIZE") is None  # nothing above started a process group
+
+
+def test_launchers_this_project_cannot_serve_are_one_line(tmp_path, capsys, monkeypatch):
+    """MXNet's dist_sync launcher (no Trainer checkpoint there), and a TF_CONFIG with a chief task."""
+    cases = [("mx", {"DMLC_ROLE": "worker"}, [], "dist_sync kvstore is not supported"),
+             ("tf", {"TF_CONFIG": json.dumps({"cluster": {"chief": ["h0:1"], "worker": ["h1:1"]},
+                                              "task": {"type": "chief", "index": 0}})},
+              ["--strategy", "multiworker"], "TF_CONFIG names tasks of type chief"),
+             ("tf", {"TF_CONFIG": "{not json"}, ["--strategy", "multiworker"], "TF_CONFIG is not a cluster")]
+    for framework, env, args, message in cases:
+        if framework not in BACKENDS:
+            continue
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            out = tmp_path / framework
+            one_line_error(capsys, 2, run_main(BACKENDS[framework].train.main, ["--out", out, *TINY, *args]),
+                           message)
+            assert not out.exists()

@@ -108,16 +108,18 @@ def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_signal_stops_at_once_with_its_own_status(capsys, second):
     from common.cli import run_cli
-    from common.signals import StopRequests
+    from common.signals import REPEAT_WINDOW, StopRequests
 
     seen = []
 
     def main(argv):
         with StopRequests() as stop:
             os.kill(os.getpid(), signal.SIGINT)  # the first: noted, the loop would stop after its step
-            time.sleep(0.1)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)  # the same again at once (a launcher passing it on): no change
+            time.sleep(REPEAT_WINDOW)
             seen.append(stop.requested)
-            os.kill(os.getpid(), second)  # the second: now
+            os.kill(os.getpid(), second)  # a second request: now
             time.sleep(5)
         return 0
 

@@ -316,7 +316,12 @@ def extract(archive: Path, target: Path) -> Path:
                 t.extractall(tmp, members=members)
         else:
             raise DataError(f"{archive}: neither a zip nor a tar archive")
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            # Another process (a second rank of a distributed run) extracted it first: the same files.
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
