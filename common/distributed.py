@@ -38,7 +38,8 @@ class World:
 
     rank: int = 0
     size: int = 1
-    # max over the processes of an int (a stop request's signal number, or 0): a collective when size > 1
+    # the largest of an int over the processes (a stop request's signal number or 0, the step a run
+    # resumes from): a collective when size > 1, called by every process at the same point
     agree: Callable[[int], int] = field(default=_alone, repr=False, compare=False)
 
     @property

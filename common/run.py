@@ -140,6 +140,12 @@ class Run:
         self.device = device
         self.sample, self.save_checkpoint, self.export_nets = sample, save_checkpoint, export_nets
         self.world = world or World()
+        if self.world.size > 1:  # every process must go on from the same step
+            latest, earliest = self.world.agree(self.step), -self.world.agree(-self.step)
+            if latest != earliest:
+                raise CheckpointError(f"the processes found different checkpoints in {self.dir.path} (steps "
+                                      f"{earliest} to {latest}): on several machines, --out must be one shared "
+                                      f"directory")
         if not self.world.is_chief:
             self.callbacks = []
         if self.finished or not self.world.is_chief:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 
 from common.distributed import Replicas, World, parse_devices
 from common.errors import UsageError
@@ -129,15 +128,14 @@ def _local_devices(devices, choice):
 
 
 def _agree(strategy, value: int) -> int:
-    """Nonzero on every worker once any worker has a stop request (a sum over
-    the replicas, in one graph: tf.distribute reduces by SUM or MEAN only)."""
-    if strategy not in _FLAG_SUMS:
+    """The largest `value` over the workers (a collective, in one graph: each
+    replica's value gathered, then their maximum)."""
+    if strategy not in _LARGEST:
         @tf.function
-        def flag_sum(flag):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(flag,)), axis=None)
-        _FLAG_SUMS[strategy] = flag_sum
-    asked = int(_FLAG_SUMS[strategy](tf.constant(1 if value else 0, tf.int64))) > 0
-    return (value or int(signal.SIGTERM)) if asked else 0
+        def largest(value):
+            return tf.reduce_max(strategy.gather(strategy.run(tf.identity, args=(value,)), axis=0))
+        _LARGEST[strategy] = largest
+    return int(_LARGEST[strategy](tf.constant([value], tf.int64)))
 
 
-_FLAG_SUMS = {}
+_LARGEST = {}

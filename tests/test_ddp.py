@@ -100,3 +100,22 @@ def test_a_process_other_than_the_chief_trains_its_shard_and_writes_nothing(tmp_
     summary = train.train(tiny_config(tmp_path / "run", max_steps=5), progress=False)
     assert summary["step"] == 5
     assert not (tmp_path / "run").exists()
+
+
+def test_processes_that_would_resume_from_different_steps_are_refused(tmp_path, monkeypatch, capsys):
+    """Each process reads --out itself: without a shared directory a peer may see another checkpoint
+    (here: step 4, where this one starts afresh). That is one line, before anything is written."""
+    import dcgan_torch.train as train
+    from dcgan_torch.core import pick_device
+    from helpers import one_line_error, run_main
+
+    @contextlib.contextmanager
+    def setup(config):
+        device = pick_device("cpu")
+        yield Replicas(World(0, 2, lambda value: max(value, 4 if value >= 0 else -4)), device, device)
+
+    monkeypatch.setattr(train, "setup", setup)
+    monkeypatch.setattr(train, "replicate", lambda net, replicas: net)
+    out = tmp_path / "run"
+    one_line_error(capsys, 1, run_main(train.main, [*TINY, "--out", out]), "found different checkpoints")
+    assert not out.exists()
