@@ -64,8 +64,8 @@ class Replicas:
     samples; placement: what core.to_device takes (the device, or Gluon's list
     of devices); devices: how many devices this process trains on; scope: the
     context to build nets and optimizers in (a tf.distribute strategy's scope);
-    engine: the framework's own object (DDP's process group, the strategy, the
-    kvstore's name); sync_bn: batch norm over the global batch."""
+    engine: the tf.distribute strategy the step runs under (None elsewhere);
+    sync_bn: batch norm over the global batch."""
 
     world: World
     device: Any

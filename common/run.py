@@ -79,7 +79,6 @@ class Run:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.stop = StopRequests()
         self.world = World()   # set by start()
-        self._stopping = False  # every process has agreed to stop after this step
         self.device = None
         self.evaluator = None  # made by start(), unless --no-eval
         self.warnings = []     # what HealthMonitor found, for summary.json
@@ -165,7 +164,7 @@ class Run:
     def epochs(self):
         """Epoch numbers (1-based) still to run; Ctrl-C or SIGTERM stops after the current step."""
         with self.stop:
-            while self.step < self.total_steps and not self._stopping and not self._stop_agreed():
+            while self.step < self.total_steps and not self._stop_agreed():
                 yield self.step // self.steps_per_epoch + 1
 
     def batches(self, epoch: int):
@@ -239,12 +238,12 @@ class Run:
             getattr(callback, hook)(self, *args)
 
     def _stop_agreed(self) -> bool:
-        """Whether any process was asked to stop; all of them learn it after the same step."""
+        """Whether any process was asked to stop; all of them learn it after the same
+        step (and then hold a request of their own, so every later call agrees too)."""
         agreed = self.world.agree(self.stop.requested or 0)
         if agreed and self.stop.requested is None:
             self.stop.requested = agreed  # a peer's request: stop as it does
-        self._stopping = bool(agreed)
-        return self._stopping
+        return bool(agreed)
 
     def _log(self, kind: str, evaluate: bool = False) -> None:
         if not self._pending:

@@ -38,7 +38,7 @@ def setup(config):
     world = World()
     description = ", ".join(describe_device(d) for d in devices)
     replicas = Replicas(world, devices[0], devices if len(devices) > 1 else devices[0], devices=len(devices),
-                        description=description, engine="device")
+                        description=description)
     replicas.check(config.batch_size)
     yield replicas
 

@@ -59,8 +59,7 @@ def setup(config):
 
         world = World(dist.get_rank(), dist.get_world_size(), agree)
         replicas = Replicas(world, device, device, description=f"{describe_device(device)}, rank {world.rank} "
-                            f"of {world.size} ({dist.get_backend()})", engine=dist.group.WORLD,
-                            sync_bn=config.sync_bn)
+                            f"of {world.size} ({dist.get_backend()})", sync_bn=config.sync_bn)
         replicas.check(config.batch_size)
         yield replicas
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from common.distributed import Replicas, World
 from common.rundir import read_metrics
-from helpers import BACKENDS
+from helpers import BACKENDS, one_line_error, run_main
 from twins import TINY, no_process_left, run, same_metrics, tiny_config
 
 pytestmark = pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not installed")
@@ -107,7 +107,6 @@ def test_processes_that_would_resume_from_different_steps_are_refused(tmp_path, 
     (here: step 4, where this one starts afresh). That is one line, before anything is written."""
     import dcgan_torch.train as train
     from dcgan_torch.core import pick_device
-    from helpers import one_line_error, run_main
 
     @contextlib.contextmanager
     def setup(config):

@@ -75,7 +75,6 @@ def no_process_left(out):
 def duplicated_shards(name: str, steps: int = 3) -> dict:
     """Largest absolute differences, one device against two, over `steps` steps: metrics and weights."""
     from common.backends import load
-    from common.config import TrainConfig
     from common.parity import randomize_batch_norm
     from common.spec import ModelSpec, latent_shape
     from common.weights import init_weights
@@ -114,14 +113,12 @@ def duplicated_shards(name: str, steps: int = 3) -> dict:
 def synchronized_against_one_device(name: str, out: str, steps: int = 4) -> float:
     """The largest difference of the logged metrics between a run on two
     devices with --sync-bn (batch norm over the global batch) and a run on one."""
-    from common.config import TrainConfig
-    from common.rundir import read_metrics
     from common.backends import load
+    from common.rundir import read_metrics
     train = load(name).train
-    base = TrainConfig().replace(name="shapes", image_size=16, n_G=8, n_D=8, batch_size=16, num_images=64,
-                                 log_every=1, eval=False, dtype="float64", lr=0.002, max_steps=steps)
+    base = tiny_config(f"{out}/one", max_steps=steps)
     two = base.replace(strategy="mirrored", devices="cpu:0,cpu:1", sync_bn=True, out=f"{out}/two")
-    runs = [read_metrics(train.train(config, progress=False)["out"]) for config in (two, base.replace(out=f"{out}/one"))]
+    runs = [read_metrics(train.train(config, progress=False)["out"]) for config in (two, base)]
     assert [m["step"] for m in runs[0]] == [m["step"] for m in runs[1]] == list(range(1, steps + 1))
     return max(abs(a[k] - b[k]) for a, b in zip(*runs) for k in ("loss_D", "loss_G", "d_real", "d_fake"))
 
