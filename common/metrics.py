@@ -362,8 +362,12 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 # not learn every position), then, above 32x32, pooled to 32x32 (s averaged; t and r max-pooled so
 # that one-pixel artefacts survive). Five summary numbers of t and r are appended.
 #
-# What it learned. Four classes: disc, square, triangle (clean make_shapes images, anti-aliased
-# edges included) and "other": real images with the defects a person looking at a grid sees
+# What it learned. Four classes: disc, square, triangle (make_shapes images, anti-aliased edges
+# included; half of them as drawn, half with a flaw a person looking at a grid does not see:
+# Gaussian noise sigma <= 0.03 in [0, 1] units (8 grey levels), a period-2 pattern of amplitude
+# <= 0.03, blur sigma <= 0.5 px, a smooth shading of the flat colours <= 0.05, or noise with
+# blur; without them the judge turned away real shapes with noise of 5 grey levels) and
+# "other": real images with the defects a person looking at a grid sees
 # (Gaussian blur sigma 0.8-2 px; Gaussian noise 0.08-0.25 in [0, 1] units, 20-64 grey levels;
 # random zero-mean period-2 pixel patterns, the artefact of transposed convolutions, of
 # amplitude 0.1-0.3 added; two images blended, 30-50%, ghosts; blur with noise; blank images),
@@ -377,7 +381,7 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 # colour; farther than 0.15 from every palette colour, in [0, 1] RGB, is "other"). The Fréchet
 # distance is taken in the 64-d penultimate layer, against 2,048 fixed real images (seed 12345).
 
-JUDGE_VERSION = "judge-v2"  # bump when anything above changes: cached judges are then retrained
+JUDGE_VERSION = "judge-v3"  # bump when anything above changes: cached judges are then retrained
 JUDGE_THRESHOLD = 0.9
 JUDGE_CLASSES = SHAPE_KINDS + ("other",)
 COLOUR_NAMES = ("red", "green", "yellow", "blue", "white", "black")
@@ -553,6 +557,48 @@ def odd_shapes(n: int, size: int, channels: int, rng) -> np.ndarray:
     return _paint(mask, channels, rng)
 
 
+def _period2(m: int, size: int, channels: int, rng) -> np.ndarray:
+    """m random zero-mean period-2 pixel patterns (m, size, size, channels) of peak 1: the
+    artefact of transposed convolutions; half of them the same in every channel."""
+    tile = rng.standard_normal((m, 2, 2, channels)).astype(np.float32)
+    shared = rng.random(m) < 0.5
+    tile[shared] = tile[shared][..., :1]
+    tile -= tile.mean(axis=(1, 2), keepdims=True)
+    tile /= np.abs(tile).max(axis=(1, 2, 3), keepdims=True) + np.float32(1e-6)
+    return np.tile(tile, (1, (size + 1) // 2, (size + 1) // 2, 1))[:, :size, :size]
+
+
+def perturb(images: np.ndarray, rng) -> np.ndarray:
+    """Clean float NHWC [0, 1] images -> the same shapes with a flaw too faint to see, at a
+    random strength (see the comment above the judge): half of them untouched, the rest get
+    one of five. Taught as clean, so that the judge, like a person, asks whether the shape is
+    there, not whether the pixels are exact."""
+    n, size, _, channels = images.shape
+    out = images.copy()
+    kind = np.where(rng.random(n) < 0.5, -1, rng.integers(0, 5, n))
+    for k in range(5):
+        i = np.flatnonzero(kind == k)
+        m = len(i)
+        if not m:
+            continue
+        x = images[i]
+        strength = lambda top: rng.uniform(0, top, (m, 1, 1, 1)).astype(np.float32)
+        if k == 0:
+            out[i] = x + strength(0.03) * rng.standard_normal(x.shape, np.float32)
+        elif k == 1:
+            out[i] = x + strength(0.03) * _period2(m, size, channels, rng)
+        elif k == 2:
+            out[i] = gaussian_blur(x, rng.uniform(0.2, 0.5, m))
+        elif k == 3:
+            shade = np.stack([smooth_field(m, size, rng, knots=3) for _ in range(channels)], axis=-1)
+            shade /= np.abs(shade).max(axis=(1, 2, 3), keepdims=True) + np.float32(1e-6)
+            out[i] = x + strength(0.05) * shade
+        else:
+            blurred = gaussian_blur(x, rng.uniform(0.2, 0.4, m))
+            out[i] = blurred + strength(0.02) * rng.standard_normal(x.shape, np.float32)
+    return np.clip(out, 0, 1)
+
+
 def degrade(images: np.ndarray, rng) -> np.ndarray:
     """Clean float NHWC [0, 1] images -> the judge's "other" class: each image gets one of
     seven degradations (see the comment above the judge), at a random strength."""
@@ -571,13 +617,7 @@ def degrade(images: np.ndarray, rng) -> np.ndarray:
             sigma = rng.uniform(0.08, 0.25, (m, 1, 1, 1)).astype(np.float32)
             out[i] = x + sigma * rng.standard_normal(x.shape, np.float32)
         elif k == 2:
-            tile = rng.standard_normal((m, 2, 2, channels)).astype(np.float32)
-            shared = rng.random(m) < 0.5
-            tile[shared] = tile[shared][..., :1]
-            tile -= tile.mean(axis=(1, 2), keepdims=True)
-            tile /= np.abs(tile).max(axis=(1, 2, 3), keepdims=True) + np.float32(1e-6)
-            pattern = np.tile(tile, (1, (size + 1) // 2, (size + 1) // 2, 1))[:, :size, :size]
-            out[i] = x + rng.uniform(0.1, 0.3, (m, 1, 1, 1)).astype(np.float32) * pattern
+            out[i] = x + rng.uniform(0.1, 0.3, (m, 1, 1, 1)).astype(np.float32) * _period2(m, size, channels, rng)
         elif k == 3:
             weight = rng.uniform(0.3, 0.5, (m, 1, 1, 1)).astype(np.float32)
             out[i] = (1 - weight) * x + weight * images[rng.integers(0, n, m)]
@@ -659,7 +699,8 @@ def _judge_training_set(image_size, channels, seed, chunk=2000):
         n = min(chunk, JUDGE_TRAIN_IMAGES - start)
         clean, lab = make_shapes(n, image_size, channels, seed=seed * 1000 + start, labels=True)
         other = make_shapes(n, image_size, channels, seed=seed * 1000 + 500_000 + start)
-        inputs += [judge_inputs(clean), _judge_inputs(degrade(other.astype(np.float32) / np.float32(255), rng))]
+        inputs += [_judge_inputs(perturb(clean.astype(np.float32) / np.float32(255), rng)),
+                   _judge_inputs(degrade(other.astype(np.float32) / np.float32(255), rng))]
         labels += [lab["kind"], np.full(n, len(SHAPE_KINDS))]
     return np.concatenate(inputs), np.concatenate(labels)
 
