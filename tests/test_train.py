@@ -139,10 +139,11 @@ def test_bf16_trains_in_pytorch_and_tensorflow_and_is_one_line_in_mxnet(fw, tmp_
         BACKENDS[fw].train.train(config, progress=False)
     a, b = read_metrics(bf16.out), read_metrics(fp32.out)
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["config"]["precision"] == "bf16"
-    # The same start: step 1's loss_D (before any update) differs by bfloat16 rounding only (measured
-    # 2.4e-4 PyTorch, 4.3e-4 TensorFlow). loss_G comes after D's first Adam step, which moves every weight by +-lr whatever the
-    # size of its gradient, so rounding that flips a tiny gradient's sign moves it more (measured 0.15).
-    assert 0 < abs(a[0]["loss_D"] - b[0]["loss_D"]) < 0.01 and abs(a[0]["loss_G"] - b[0]["loss_G"]) < 0.5
+    # The same start: step 1's losses differ by bfloat16 rounding only (measured: loss_D 1.6e-4
+    # PyTorch, 0.9e-4 TensorFlow; loss_G 1.0e-3 and 1.5e-4). loss_G is taken against D after its
+    # update: PyTorch's autocast cache, left on, gave G the bfloat16 copies of D's weights from
+    # before it (loss_G 0.15 off here, 2.2 at widths 16).
+    assert 0 < abs(a[0]["loss_D"] - b[0]["loss_D"]) < 0.005 and abs(a[0]["loss_G"] - b[0]["loss_G"]) < 0.01
     assert all(np.isfinite(m["loss_G"]) for m in a)
 
 
