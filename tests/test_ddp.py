@@ -5,10 +5,12 @@ across a resume, and a stop request agreed by every process."""
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from common.backends import quiet_env
 from common.distributed import Replicas, World
 from common.rundir import read_metrics
 from helpers import BACKENDS, one_line_error, run_main
@@ -20,8 +22,12 @@ pytestmark = pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not 
 # -- PyTorch: torchrun, DistributedDataParallel ----------------------------------------
 
 def torchrun(*args):
+    """torchrun with 2 processes; its scratch folders (torchelastic_*, which it leaves behind) go
+    in a folder beside the run's --out, under pytest's temporary directory, not in /tmp."""
+    scratch = Path(args[args.index("--out") + 1]).parent / "torchelastic"
+    scratch.mkdir(exist_ok=True)
     return run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "dcgan_torch.train", *TINY, *args])
+                "-m", "dcgan_torch.train", *TINY, *args], env=dict(quiet_env(), TMPDIR=str(scratch)))
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,8 @@ def same_metrics(a, b):
     assert worst <= TOLERANCE, worst
 
 
-def run(argv, **kwargs):
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=quiet_env(),
+def run(argv, env=None, **kwargs):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env or quiet_env(),
                           timeout=TIMEOUT, cwd=ROOT, **kwargs)
 
 
