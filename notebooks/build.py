@@ -18,16 +18,17 @@ HERE = Path(__file__).resolve().parent
 
 PARAMETERS = '''# Parameters (the tests run this notebook small by replacing this cell).
 # The book's setting is DATA = "pokemon", IMAGE_SIZE = 64, N_G = N_D = 64, BATCH_SIZE = 256,
-# EPOCHS = 20, LR = 0.005: minutes on a GPU, hours on a laptop CPU. The defaults here
+# EPOCHS = 20, LR_G = LR_D = 0.005, VARIANT = "d2l": minutes on a GPU, hours on a laptop CPU. The defaults here
 # train the built-in shapes on a CPU in a few minutes.
 import time
 DATA = "shapes"
 IMAGE_SIZE = 32
-N_G = N_D = 32
+VARIANT = "paper"  # D without batch norm on its input block (the book's nets: "d2l")
+N_G, N_D = 32, 16
 BATCH_SIZE = 64
 EPOCHS = 8
-LR = 0.002
-NUM_IMAGES = 4096
+LR_G, LR_D = 0.002, 0.0005  # as make demo: D learns at a quarter of G's rate
+NUM_IMAGES = 16384
 MAX_STEPS = None
 OUT = time.strftime("runs/notebook-{fw}-%Y%m%d-%H%M%S")'''
 
@@ -107,7 +108,7 @@ def framework_cells(fw: str) -> list[tuple[str, str]]:
                      "up, then a transposed convolution to the image and tanh. Its weights are DCGAN's "
                      "initialisation, drawn once in NumPy (`init_weights`), so the same seed gives the same net "
                      "in every framework."),
-        ("code", "spec = ModelSpec(n_G=N_G, n_D=N_D, image_size=IMAGE_SIZE)\n"
+        ("code", "spec = ModelSpec(n_G=N_G, n_D=N_D, image_size=IMAGE_SIZE, variant=VARIANT)\n"
                  "net_G = load_canonical(build_generator(spec), init_weights(spec, seed=0))\n"
                  f"X = {zeros('(1, spec.latent_dim, 1, 1)')}\nfor i, out in enumerate(layer_outputs(net_G, X)):\n"
                  "    print(i, tuple(out.shape))"),
@@ -137,7 +138,7 @@ def framework_cells(fw: str) -> list[tuple[str, str]]:
                  f"    ax2.imshow({np_}.concatenate(rows, axis=0).squeeze()); ax2.axis('off')\n"
                  "    display.display(fig); plt.close(fig)\n\n"
                  "config = TrainConfig(spec=spec, data=DataSource(DATA, num_images=NUM_IMAGES), batch_size=BATCH_SIZE,\n"
-                 "                     epochs=EPOCHS, lr=LR, max_steps=MAX_STEPS, log_every=10, out=OUT)\n"
+                 "                     epochs=EPOCHS, lr_G=LR_G, lr_D=LR_D, max_steps=MAX_STEPS, log_every=10, out=OUT)\n"
                  "summary = train(config, progress=False, callback=show)"),
         ("markdown", "The last line printed is the book's: losses and examples/sec. The run directory `OUT` holds "
                      "the metrics, the sample grids, a checkpoint and `generator.npz`, which any of the three "
@@ -152,8 +153,10 @@ def compare_cells() -> list[tuple[str, str]]:
                      "config and seed, and writes a report and a figure."),
         ("parameters", "# Parameters (the tests run this notebook small by replacing this cell).\nimport time\n"
                        'FRAMEWORKS = "torch,tf,mx"\n'
-                       'FLAGS = ["--data", "shapes", "--image-size", "32", "--n-g", "32", "--n-d", "32", '
-                       '"--batch-size", "64",\n         "--num-images", "4096", "--epochs", "8", "--lr", "0.002"]\n'
+                       '# make demo\'s settings (README, "What make demo shows")\n'
+                       'FLAGS = ["--data", "shapes", "--image-size", "32", "--variant", "paper", "--n-g", "32", '
+                       '"--n-d", "16",\n         "--batch-size", "64", "--num-images", "16384", "--epochs", "8", '
+                       '"--lr-g", "0.002", "--lr-d", "0.0005"]\n'
                        'OUT = time.strftime("runs/notebook-compare-%Y%m%d-%H%M%S")'),
         ("code", "from IPython.display import Image, Markdown, display\n\nfrom common.compare import main as compare\n\n"
                  'status = compare(["--frameworks", FRAMEWORKS, *FLAGS, "--out", OUT])\nprint("exit status", status)'),

@@ -14,10 +14,11 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = '''DATA = "shapes"
 IMAGE_SIZE = 16
-N_G = N_D = 8
+VARIANT = "paper"
+N_G, N_D = 8, 8
 BATCH_SIZE = 16
 EPOCHS = 2
-LR = 0.002
+LR_G, LR_D = 0.002, 0.0005
 NUM_IMAGES = 64
 MAX_STEPS = None
 OUT = "run"'''
