@@ -243,9 +243,9 @@ def test_judge_accepts_flaws_too_faint_to_see_and_turns_away_as_they_become_visi
     faint = {"noise 0.015": x + 0.015 * rng.standard_normal(x.shape, np.float32),
              "checkerboard 0.015": x + 0.015 * checker, "blur 0.4 px": gaussian_blur(x, 0.4)}
     for name, images in faint.items():
-        assert recognised(images) >= 0.9, name  # measured at 32x32: 0.96-1.0
+        assert recognised(images) >= 0.9, name  # measured: 0.99-1.0
     noise = [recognised(x + s * rng.standard_normal(x.shape, np.float32)) for s in (0.01, 0.04, 0.1)]
-    assert noise[0] > noise[1] > noise[2] and noise[2] <= 0.05, noise
+    assert noise[0] > noise[1] > noise[2] and noise[2] <= 0.05, noise  # measured: 1.0, 0.39, 0.0
 
 
 @pytest.mark.slow
