@@ -568,6 +568,14 @@ def _period2(m: int, size: int, channels: int, rng) -> np.ndarray:
     return np.tile(tile, (1, (size + 1) // 2, (size + 1) // 2, 1))[:, :size, :size]
 
 
+def _groups(kind: np.ndarray, kinds: int):
+    """(k, indices of the images of kind k) for each k in range(kinds) that some image has."""
+    for k in range(kinds):
+        i = np.flatnonzero(kind == k)
+        if len(i):
+            yield k, i
+
+
 def perturb(images: np.ndarray, rng) -> np.ndarray:
     """Clean float NHWC [0, 1] images -> the same shapes with a flaw too faint to see, at a
     random strength (see the comment above the judge): half of them untouched, the rest get
@@ -576,12 +584,8 @@ def perturb(images: np.ndarray, rng) -> np.ndarray:
     n, size, _, channels = images.shape
     out = images.copy()
     kind = np.where(rng.random(n) < 0.5, -1, rng.integers(0, 5, n))
-    for k in range(5):
-        i = np.flatnonzero(kind == k)
-        m = len(i)
-        if not m:
-            continue
-        x = images[i]
+    for k, i in _groups(kind, 5):
+        m, x = len(i), images[i]
         strength = lambda top: rng.uniform(0, top, (m, 1, 1, 1)).astype(np.float32)
         if k == 0:
             out[i] = x + strength(0.03) * rng.standard_normal(x.shape, np.float32)
@@ -605,12 +609,8 @@ def degrade(images: np.ndarray, rng) -> np.ndarray:
     n, size, _, channels = images.shape
     out = images.copy()
     kind = rng.integers(0, 7, n)
-    for k in range(7):
-        i = np.flatnonzero(kind == k)
-        m = len(i)
-        if not m:
-            continue
-        x = images[i]
+    for k, i in _groups(kind, 7):
+        m, x = len(i), images[i]
         if k == 0:
             out[i] = gaussian_blur(x, rng.uniform(0.8, 2.0, m))
         elif k == 1:
