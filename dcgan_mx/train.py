@@ -8,6 +8,8 @@ dcgan_torch/train.py and dcgan_tf/train.py (the contract: docs/design.md §3).
 
 from __future__ import annotations
 
+import contextlib
+
 from common.cli import train_main
 from common.config import ADAM_EPSILON, BETA1, BETA2, TrainConfig, unsupported_precision
 from common.run import Run
@@ -62,6 +64,23 @@ def generator_loss(D, fake):
     return loss(fake_logits, np.ones_like(fake_logits))
 
 
+@contextlib.contextmanager
+def _frozen(net):
+    """Inside, backward computes no gradients for `net`'s own weights, only
+    through it: the G step needs the gradient of loss_G with respect to G's
+    output, not D's weight gradients, which it would throw away (TensorFlow's
+    tape is asked for G's alone). Measured on the 2-core CPU at 64x64, widths
+    64, batch 64: 1.08-1.17x the step, the same losses (README, Performance)."""
+    trained = [p for p in net.collect_params().values() if p.grad_req != "null"]  # not BN's statistics
+    for p in trained:
+        p.grad_req = "null"
+    try:
+        yield
+    finally:
+        for p in trained:
+            p.grad_req = "write"
+
+
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of docs/design.md §8; returns loss_D, loss_G, d_real, d_fake as 0-d arrays.
     X and Z may also be lists of per-device shards (split_and_load, distributed.py):
@@ -77,9 +96,10 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     loss_D.backward()
     opt_D.step(1)  # the loss is already a batch mean: no further 1/batch scaling
     # (2) Update G through the same fake, with the updated D.
-    with autograd.record():
-        loss_G = generator_loss(D, fake)
-    loss_G.backward()
+    with _frozen(D):
+        with autograd.record():
+            loss_G = generator_loss(D, fake)
+        loss_G.backward()
     opt_G.step(1)
     return {"loss_D": loss_D, "loss_G": loss_G,
             "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}
@@ -97,9 +117,10 @@ def _sharded_step(G, D, opt_G, opt_D, Xs, Zs):
     autograd.backward([loss_D for loss_D, _, _ in parts])
     opt_D.step(shards)
     # (2) Update G through the same fakes, with the updated D.
-    with autograd.record():
-        losses_G = [generator_loss(D, fake) for fake in fakes]
-    autograd.backward(losses_G)
+    with _frozen(D):
+        with autograd.record():
+            losses_G = [generator_loss(D, fake) for fake in fakes]
+        autograd.backward(losses_G)
     opt_G.step(shards)
     return [{"loss_D": loss_D, "loss_G": loss_G,
              "d_real": npx.sigmoid(real_logits).mean(), "d_fake": npx.sigmoid(fake_logits).mean()}

@@ -8,6 +8,7 @@ dcgan_tf/train.py and dcgan_mx/train.py (the contract: docs/design.md §3).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from common.cli import train_main
@@ -65,6 +66,20 @@ def generator_loss(D, fake):
     return loss(fake_logits, torch.ones_like(fake_logits))
 
 
+@contextlib.contextmanager
+def _frozen(net):
+    """Inside, backward computes no gradients for `net`'s own weights, only
+    through it: the G step needs the gradient of loss_G with respect to G's
+    output, not D's weight gradients, which it would throw away (TensorFlow's
+    tape is asked for G's alone). Measured on the 2-core CPU at 64x64, widths
+    64, batch 64: 1.09-1.14x the step (README, Performance)."""
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        net.requires_grad_(True)
+
+
 def train_step(G, D, opt_G, opt_D, X, Z):
     """One step of docs/design.md §8; returns loss_D, loss_G, d_real, d_fake as 0-d tensors."""
     fake = G(Z)
@@ -76,8 +91,9 @@ def train_step(G, D, opt_G, opt_D, X, Z):
     opt_D.step()
     # (2) Update G through the same fake, with the updated D.
     opt_G.zero_grad(set_to_none=True)
-    loss_G = generator_loss(D, fake)
-    loss_G.backward()
+    with _frozen(D):
+        loss_G = generator_loss(D, fake)
+        loss_G.backward()
     _fold_epsilon(opt_G)
     opt_G.step()
     with torch.no_grad():
