@@ -5,9 +5,12 @@ three through the same adapter, NCHW NumPy in and out. Imported by conftest.py."
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 
 from common.backends import SAFE_IMPORT_ORDER, is_installed, load
 
+if importlib.util.find_spec("torchvision"):  # the FID extra's (pytorch-fid), before TensorFlow as the README says:
+    import torchvision  # noqa: F401          test_metrics.py computes FID in this process
 BACKENDS = {name: load(name) for name in SAFE_IMPORT_ORDER if is_installed(name)}
 for _backend in BACKENDS.values():
     _backend.train  # imports the framework now, in order (train imports the rest)

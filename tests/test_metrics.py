@@ -7,15 +7,12 @@ trained once per session into a temporary cache."""
 import importlib.util
 import json
 import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from common import metrics
 from common.data import SHAPES_VERSION, PALETTE, SHAPE_KINDS, make_shapes
-from common.backends import quiet_env
 from common.metrics import (COLOUR_NAMES, as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
                             laplacian_pyramid, load_judge, swd)
 
@@ -376,55 +373,43 @@ def test_cli_misuse_is_one_line_and_status_2(capsys, tmp_path, fakes_npy, argv, 
         assert "--inception-weights PATH" in err
 
 
-# -- FID and KID plumbing: a randomly initialised FID Inception, in a fresh process ---------------------
-# (torchvision must not load after TensorFlow, which conftest has loaded in this one.)
+# -- FID and KID plumbing: a randomly initialised FID Inception ----------------------------------
 
-FID_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import numpy as np, torch
-    torch.set_num_threads(1)
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "torchvision", "pytorch_fid")),
+                    reason="needs torch, torchvision and pytorch-fid")
+@pytest.mark.slow
+def test_fid_plumbing_with_a_random_inception(tmp_path, monkeypatch, capsys):
+    # In this process: conftest.py loaded torchvision before TensorFlow (README, Import order).
+    import torch
     import torch.hub
+    import pytorch_fid.inception as pfi
+    from common import fid
+
     def no_download(*args, **kwargs):
         raise AssertionError("a download was attempted")
-    torch.hub.load_state_dict_from_url = no_download
-    from common import fid, metrics
-    from common.data import make_shapes
-    tmp = sys.argv[1]
-    weights = fid.save_random_inception(tmp + "/random-inception.pth", seed=0)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    weights = fid.save_random_inception(tmp_path / "random-inception.pth", seed=0)
     net = fid.build_inception()
     net.load_state_dict(torch.load(weights, weights_only=True))
     model = fid.pool3_extractor(net)
     a, b = make_shapes(4, 32, seed=1), make_shapes(4, 32, seed=2)
     fa, fb = fid.inception_features(a, model), fid.inception_features(b, model)
+    scale = float(np.abs(fa).mean())
+    assert fa.shape == (4, 2048) and np.isfinite(fa).all() and np.isfinite(fb).all() and scale > 1e-3
     # pytorch-fid's own wrapper, given the same network, must give the same features.
-    import pytorch_fid.inception as pfi
-    built, pfi.fid_inception_v3 = pfi.fid_inception_v3, lambda: net
+    monkeypatch.setattr(pfi, "fid_inception_v3", lambda: net)
     reference = pfi.InceptionV3([3]).eval()
-    pfi.fid_inception_v3 = built
     with torch.no_grad():
         ref = reference(torch.from_numpy(a[:1].transpose(0, 3, 1, 2).astype(np.float32) / 255))[0].flatten(1)
-    np.save(tmp + "/fakes.npy", (b[:2].astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2))
-    status = metrics.main(["fid", "--fake", tmp + "/fakes.npy", "--num", "2", "--num-images", "50",
+    assert float(np.abs(ref.double().numpy() - fa[:1]).max()) < 1e-4 * max(scale, 1)
+    same, other = fid.scores(fa, fa), fid.scores(fa, fb)
+    assert same["fid"] == pytest.approx(0, abs=1e-6 * other["fid"])
+    assert other["fid"] > 0.1 and other["kid"] > same["kid"]
+    fakes = tmp_path / "fakes.npy"
+    np.save(fakes, (b[:2].astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2))
+    capsys.readouterr()
+    status = metrics.main(["fid", "--fake", str(fakes), "--num", "2", "--num-images", "50",
                            "--inception-weights", str(weights), "--device", "cpu", "--json"])
-    print(json.dumps({"features": list(fa.shape), "finite": bool(np.isfinite(fa).all() and np.isfinite(fb).all()),
-                      "scale": float(np.abs(fa).mean()), "self": fid.scores(fa, fa), "other": fid.scores(fa, fb),
-                      "vs_pytorch_fid": float(np.abs(ref.double().numpy() - fa[:1]).max()), "cli_status": status}))
-""")
-
-
-@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "torchvision", "pytorch_fid")),
-                    reason="needs torch, torchvision and pytorch-fid")
-@pytest.mark.slow
-def test_fid_plumbing_with_a_random_inception(tmp_path):
-    env = quiet_env() | {"OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", FID_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    cli, result = json.loads(lines[-2]), json.loads(lines[-1])
-    assert result["features"] == [4, 2048] and result["finite"] and result["scale"] > 1e-3
-    assert result["vs_pytorch_fid"] < 1e-4 * max(result["scale"], 1)
-    assert result["self"]["fid"] == pytest.approx(0, abs=1e-6 * result["other"]["fid"])
-    assert result["other"]["fid"] > 0.1 and result["other"]["kid"] > result["self"]["kid"]
-    assert result["cli_status"] == 0 and set(cli) >= {"fid", "kid", "kid_std"}
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status == 0 and set(cli) >= {"fid", "kid", "kid_std"}
     assert np.isfinite([cli["fid"], cli["kid"]]).all() and cli["num_real"] == cli["num_fake"] == 2
