@@ -2,7 +2,7 @@
 
     python -m common.bench [--frameworks torch,tf,mx] [--batch-size 64] [--steps 20] [--warmup 3]
                            [--image-size 64 --n-g 64 --n-d 64] [--device auto|cpu|gpu]
-                           [--precision fp32|bf16] [--baseline book] [--json] [--seed 0]
+                           [--precision fp32|bf16] [--baseline book [--rounds N]] [--json] [--seed 0]
 
 Each framework runs in its own process (this module's hidden `--worker FW`
 mode, as in common.parity), so no import order matters and this process
@@ -33,7 +33,12 @@ selected framework's layout), in images/s.
 with the same batch size and widths, each framework's project and book
 workers one after the other (project torch, book torch, project tf, ...) so
 that drift on a shared machine hits both alike; the project rows get
-ratio = project / book. The book runs in its default environment: for MXNet,
+ratio = project / book. `--rounds N` repeats that pair N times, alternately
+(project, book, project, book, ... for each framework): each kind's row then
+gives the median of its rounds' medians (`rounds_examples_per_sec` lists
+them), and the ratio is the median of the rounds' ratios (`ratios`), which a
+load that comes and goes moves far less than one pair (measured: one pair's
+ratio moved by ±15% between runs). The book runs in its default environment: for MXNet,
 its own OpenMP threading (DCGAN_MX_THREADS=default, see dcgan_mx/compat.py);
 the project's workers run as users run them. The book's code is float32
 only, so with --precision bf16 its rows stay fp32 (the ratio is then bf16
@@ -346,13 +351,33 @@ def framework_table(rows: list[dict]) -> str:
     lines += notes
     project = next((r for r in rows if r["kind"] == "project"), None)
     if project and project.get("ratio") is not None:
-        lines.append(f"  project / book: {project['ratio']:.2f}x")
+        each = project.get("ratios")
+        lines.append(f"  project / book: {project['ratio']:.2f}x"
+                     + (f" (the median of {len(each)} rounds: {', '.join(f'{x:.2f}' for x in each)})"
+                        if each else ""))
     return "\n".join(lines)
+
+
+def combine_rounds(rows: list[dict]) -> dict:
+    """One kind's rows over the rounds as one row: the median of the rounds' medians, the
+    extremes over all, the largest peak memory; `rounds_examples_per_sec` lists each
+    round's. One round, or a failed one, is returned as it is."""
+    failed = [r for r in rows if "error" in r]
+    if len(rows) == 1 or failed:
+        return failed[0] if failed else rows[0]
+    rates = [r["examples_per_sec"] for r in rows]
+    gpu = [r["peak_gpu_mb"] for r in rows if r.get("peak_gpu_mb") is not None]
+    return {**rows[0], "examples_per_sec": statistics.median(rates),
+            "mean": statistics.mean(r["mean"] for r in rows),
+            "min": min(r["min"] for r in rows), "max": max(r["max"] for r in rows),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "peak_gpu_mb": max(gpu) if gpu else None,
+            "rounds_examples_per_sec": rates}
 
 
 def settings_line(args, names) -> str:
     return (f"{', '.join(names)}: {args.image_size}x{args.image_size}, widths G {args.n_G} D {args.n_D}, "
-            f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps, {args.precision}, "
+            f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps"
+            + (f" x {args.rounds} rounds" if args.rounds > 1 else "") + f", {args.precision}, "
             f"device {args.device}" + (", baseline: the book's own code" if args.baseline else ""))
 
 
@@ -367,6 +392,8 @@ def parent(args, argv) -> int:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
     ModelSpec(n_G=args.n_G, n_D=args.n_D, image_size=args.image_size)  # a UsageError naming the field
     if args.baseline == "book" and args.image_size != BOOK_IMAGE_SIZE:
         raise UsageError(f"--baseline book: the book's nets are {BOOK_IMAGE_SIZE}x{BOOK_IMAGE_SIZE} only; "
@@ -399,21 +426,31 @@ def parent(args, argv) -> int:
     status = 0
     kinds = KINDS if args.baseline == "book" else ("project",)
     for name in names:
-        rows = []
-        for kind in kinds:
-            if not is_installed(name):
-                row = {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
-            else:
-                if progress:
-                    print(f"  running {name} ({kind})...", file=sys.stderr, flush=True)
-                row = run_worker(name, kind, args)
-            rows.append(row)
-            if "error" in row:
-                status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
+        rounds = []  # [{kind: row}], project and book alternately: drift hits both alike
+        for r in range(args.rounds):
+            rows = {}
+            for kind in kinds:
+                if not is_installed(name):
+                    row = {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
+                else:
+                    if progress:
+                        print(f"  running {name} ({kind}){f', round {r + 1}' if args.rounds > 1 else ''}...",
+                              file=sys.stderr, flush=True)
+                    row = run_worker(name, kind, args)
+                rows[kind] = row
+                if "error" in row:
+                    status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
+            rounds.append(rows)
+            if any("error" in row for row in rows.values()):
+                break  # a failing worker fails again: one error row is enough
+        rows = [combine_rounds([rnd[kind] for rnd in rounds]) for kind in kinds]
         project, book = rows[0], (rows[1] if len(rows) > 1 else None)
         if "error" not in project:
-            project["ratio"] = (project["examples_per_sec"] / book["examples_per_sec"]
-                                if book and "error" not in book else None)
+            ratios = [rnd["project"]["examples_per_sec"] / rnd["book"]["examples_per_sec"] for rnd in rounds
+                      if "book" in rnd and not any("error" in row for row in rnd.values())]
+            project["ratio"] = statistics.median(ratios) if ratios else None
+            if args.rounds > 1 and project["ratio"] is not None:
+                project["ratios"] = ratios
         if emit:
             for row in rows:
                 emit(row)
@@ -450,6 +487,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--baseline", choices=("book",), help="also time the book's own code: project/book")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --baseline: time project and book this many times, alternately, and "
+                             "report the median of the rounds' ratios (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--seed", type=cli_seed, default=0)
     # A framework's own process (see run_worker): not for users.

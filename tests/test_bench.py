@@ -133,6 +133,36 @@ def test_json_output_reports_failures_as_error_rows(fake_workers, capsys):
     assert "tf (project) failed: Segmentation fault" in captured.err
 
 
+def test_rounds_alternate_project_and_book_and_report_the_median_ratio(monkeypatch, capsys):
+    calls, rates = [], iter([30.0, 20.0, 40.0, 20.0, 27.0, 30.0])  # rounds' ratios 1.5, 2.0, 0.9
+
+    def run_worker(framework, kind, args):
+        calls.append((framework, kind))
+        return fake_row(framework, kind, args, next(rates))
+
+    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "is_installed", lambda name: True)
+    monkeypatch.setattr(bench, "DATA_MIN_SECONDS", 0.0)
+    argv = ["--frameworks", "torch", "--baseline", "book", "--rounds", "3", "--batch-size", "4", "--steps", "2"]
+    assert bench.main([*argv, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert calls == [("torch", "project"), ("torch", "book")] * 3
+    project, book = rows[1], rows[2]
+    assert project["ratio"] == pytest.approx(1.5) and project["ratios"] == pytest.approx([1.5, 2.0, 0.9])
+    assert project["rounds_examples_per_sec"] == [30.0, 40.0, 27.0] and project["examples_per_sec"] == 30.0
+    assert book["rounds_examples_per_sec"] == [20.0, 20.0, 30.0] and (book["min"], book["max"]) == (19.0, 31.0)
+    rates = iter([30.0, 20.0, 40.0, 20.0, 27.0, 30.0])
+    assert bench.main(argv) == 0
+    assert "project / book: 1.50x (the median of 3 rounds: 1.50, 2.00, 0.90)" in capsys.readouterr().out
+
+
+def test_a_failing_worker_ends_its_rounds(fake_workers, capsys):
+    assert bench.main(["--frameworks", "tf", "--baseline", "book", "--rounds", "3", "--json"]) == 1
+    assert fake_workers == [("tf", "project"), ("tf", "book")]  # one round, not three
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[1]["error"] == "Segmentation fault"
+
+
 def test_only_the_books_worker_gets_mxnets_default_threading(monkeypatch):
     monkeypatch.setenv("DCGAN_MX_THREADS", "default")  # even if the user's shell had it
     assert bench.worker_env("book")["DCGAN_MX_THREADS"] == "default"
@@ -158,6 +188,7 @@ def test_the_data_pipeline_is_measured_in_the_layout_asked_for():
 @pytest.mark.parametrize("argv, message", [
     (["--frameworks", "torch,caffe"], "unknown framework caffe"),
     (["--steps", "0"], "--steps must be >= 1"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
     (["--warmup", "-1"], "--warmup must be >= 0"),
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--image-size", "48"], "image_size must be a power of two"),
