@@ -488,8 +488,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--baseline", choices=("book",), help="also time the book's own code: project/book")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="with --baseline: time project and book this many times, alternately, and "
-                             "report the median of the rounds' ratios (default 1)")
+                        help="time each framework this many times (with --baseline: project and book "
+                             "alternately), and report the medians and the median ratio (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--seed", type=cli_seed, default=0)
     # A framework's own process (see run_worker): not for users.
