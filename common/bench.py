@@ -428,7 +428,7 @@ def parent(args, argv) -> int:
     for name in names:
         rounds = []  # [{kind: row}], project and book alternately: drift hits both alike
         for r in range(args.rounds):
-            rows = {}
+            pair = {}  # kind -> row
             for kind in kinds:
                 if not is_installed(name):
                     row = {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
@@ -437,11 +437,11 @@ def parent(args, argv) -> int:
                         print(f"  running {name} ({kind}){f', round {r + 1}' if args.rounds > 1 else ''}...",
                               file=sys.stderr, flush=True)
                     row = run_worker(name, kind, args)
-                rows[kind] = row
+                pair[kind] = row
                 if "error" in row:
                     status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
-            rounds.append(rows)
-            if any("error" in row for row in rows.values()):
+            rounds.append(pair)
+            if any("error" in row for row in pair.values()):
                 break  # a failing worker fails again: one error row is enough
         rows = [combine_rounds([rnd[kind] for rnd in rounds]) for kind in kinds]
         project, book = rows[0], (rows[1] if len(rows) > 1 else None)

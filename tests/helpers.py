@@ -9,8 +9,10 @@ import importlib.util
 
 from common.backends import SAFE_IMPORT_ORDER, is_installed, load
 
-if importlib.util.find_spec("torchvision"):  # the FID extra's (pytorch-fid), before TensorFlow as the README says:
-    import torchvision  # noqa: F401          test_metrics.py computes FID in this process
+# torchvision (pytorch-fid's, the FID extra) before TensorFlow, as README "Import order" says:
+# test_metrics.py computes FID in this process.
+if importlib.util.find_spec("torchvision"):
+    import torchvision  # noqa: F401
 BACKENDS = {name: load(name) for name in SAFE_IMPORT_ORDER if is_installed(name)}
 for _backend in BACKENDS.values():
     _backend.train  # imports the framework now, in order (train imports the rest)

@@ -178,24 +178,30 @@ def test_separate_learning_rates_reach_the_optimizers(fw, tmp_path, monkeypatch)
     assert code == 2
 
 
-@pytest.mark.parametrize("name", [n for n in ("torch", "mx") if n in BACKENDS])
+# Each backend's switch for a net's weight gradients: (its state per parameter, the state when frozen).
+GRADIENT_SWITCH = {"torch": (lambda net: [p.requires_grad for p in net.parameters()], False),
+                   "mx": (lambda net: [p.grad_req for p in net.collect_params().values()], "null")}
+
+
+@pytest.mark.parametrize("name", [n for n in GRADIENT_SWITCH if n in BACKENDS])
 def test_the_g_step_computes_no_weight_gradients_for_d(name, monkeypatch):
     """loss_G's backward reaches G through D without D's weight gradients, which
     the G step would throw away (TensorFlow's tape is asked for G's alone)."""
     from common.spec import ModelSpec
     from common.weights import init_weights
-    b = BACKENDS[name]
+    b, (switches, frozen) = BACKENDS[name], GRADIENT_SWITCH[name]
     spec = ModelSpec(n_G=8, n_D=8, image_size=16)
     G, D = b.generator(spec, init_weights(spec, 0)), b.discriminator(spec, init_weights(spec, 1))
     opt_G, opt_D = b.train.make_optimizers(G, D, 0.001, 0.001)
     step = b.train.compile_step(G, D, opt_G, opt_D)
-    if name == "torch":
-        wanted = lambda: [p.requires_grad for p in D.parameters()]
-    else:
-        wanted = lambda: [p.grad_req for p in D.collect_params().values()]
-    before, during = wanted(), []
+    before, during = switches(D), []
     real = b.train.generator_loss
-    monkeypatch.setattr(b.train, "generator_loss", lambda D_, fake: (during.append(wanted()), real(D_, fake))[1])
+
+    def generator_loss(D_, fake):  # D's switches as the G step sees them
+        during.append(switches(D))
+        return real(D_, fake)
+
+    monkeypatch.setattr(b.train, "generator_loss", generator_loss)
     weight_gradients = []  # PyTorch: one per D parameter and backward that computes it
     if name == "torch":
         for p in D.parameters():
@@ -205,8 +211,7 @@ def test_the_g_step_computes_no_weight_gradients_for_d(name, monkeypatch):
     for _ in range(2):
         metrics = step(X, Z)
     assert all(np.isfinite(float(b.to_numpy(v))) for v in metrics.values())
-    assert wanted() == before  # restored after each step: BN's statistics keep grad_req "null" in Gluon
-    frozen = False if name == "torch" else "null"
+    assert switches(D) == before  # restored after each step: BN's statistics keep grad_req "null" in Gluon
     assert during == [[frozen] * len(before)] * 2  # D frozen for the G step, in each step
     if name == "torch":
         assert len(weight_gradients) == 2 * len(before)  # the D step's, in each of the two steps
