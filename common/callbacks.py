@@ -6,7 +6,7 @@
     on_log(run, line)                   after a metrics line is made (a dict, as metrics.jsonl holds it)
     on_epoch_end(run, epoch, samples)   at the end of an epoch, or of the steps asked for;
                                         samples: G(fixed noise) as uint8 NHWC
-    on_train_end(run, summary)          once, with the closing summary
+    on_train_end(run, summary)          once, with the closing summary (a diverged run's too)
 
 The default parts and their order: `common.run.default_callbacks` (training
 health, from common.quality, first; the checkpoint last: a checkpoint implies
@@ -16,6 +16,7 @@ the records before it are written; then the caller's own, a notebook's live plot
 from __future__ import annotations
 
 import sys
+import time
 
 from common.files import atomic_write
 from common.rundir import read_metrics
@@ -107,9 +108,41 @@ class Dashboard(Callback):
     """losses.png: the run at a glance. loss_D and loss_G (raw, faint, and
     smoothed); D(x) and D(G(z)), the mean sigmoid of D's logits on real and
     fake images; and the image-quality measure (SWD, lower is better) when the
-    run measures it."""
+    run measures it.
+
+    Drawn at an epoch's end, unless drawing would take more than `SHARE` of the
+    run's time (matplotlib takes about half a second, so epochs of a few seconds,
+    on a GPU or a small dataset); then at the next epoch end that is due, and
+    always when the run ends (finished, stopped or diverged)."""
+
+    SHARE = 0.05
+    FIRST_COST = 0.5  # seconds, the guess before the first drawing
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.since = None                          # the end of the last drawing (or the first epoch's start)
+        self.cost, self.stale = self.FIRST_COST, False
+
+    def on_epoch_begin(self, run, epoch, start):
+        if self.since is None:
+            self.since = self.clock()
 
     def on_epoch_end(self, run, epoch, samples):
+        self.stale = True
+        if (self.clock() - self.since) * self.SHARE >= self.cost:
+            self.redraw(run)
+
+    def on_train_end(self, run, summary):
+        if self.stale:
+            self.redraw(run)
+
+    def redraw(self, run) -> None:
+        began = self.clock()
+        self.draw(run)
+        self.since = self.clock()
+        self.cost, self.stale = self.since - began, False
+
+    def draw(self, run) -> None:
         import matplotlib
 
         matplotlib.use("Agg")

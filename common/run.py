@@ -281,9 +281,11 @@ class Run:
             if bad:
                 step = self.step - count + i + 1
                 if self.world.is_chief:
-                    self.dir.write_summary({"step": self.step, "device": self.device, "out": str(self.dir.path),
-                                            "interrupted": False, "signal": None,
-                                            "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}})
+                    summary = {"step": self.step, "device": self.device, "out": str(self.dir.path),
+                               "interrupted": False, "signal": None,
+                               "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}}
+                    self.dir.write_summary(summary)
+                    self._call("on_train_end", summary)  # the dashboard up to the last good line, say
                 saved = self.dir.checkpoint_step
                 kept = ("there is no checkpoint yet" if saved is None else
                         f"the last good checkpoint (step {saved}) is kept in {self.dir.checkpoint_dir}")

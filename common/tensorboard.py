@@ -42,7 +42,7 @@ used: importing it imports PyTorch (`tensorboardX.writer` tries
 `import torch` at import time), which a TensorFlow or MXNet run must not load
 (the import-order hazard of test_imports.py), and would cost seconds.
 Each hook's records are flushed to the file when it returns, so a run that
-stops without on_train_end (a divergence, a second Ctrl-C) loses nothing
+stops without on_train_end (a second Ctrl-C, a crash) loses nothing
 already logged.
 """
 

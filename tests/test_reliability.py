@@ -162,6 +162,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged"]["step"] == 6
     assert [m["step"] for m in read_metrics(out)] == [4]  # the epoch line with NaN was not written
+    assert (out / "losses.png").is_file()  # drawn on the way out, up to the last good line
 
 
 # -- half-started runs, and wrong places -------------------------------------------------------
