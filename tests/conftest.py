@@ -21,7 +21,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import pytest  # noqa: E402
 
-import helpers  # noqa: E402  (imports the frameworks, in order)
 from common.backends import quiet_env  # noqa: E402
 
 COMPARE_FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size", "16", "--num-images", "64",
@@ -31,6 +30,13 @@ COMPARE_FLAGS = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--batch-size
 def run_compare(*args, env=None, cwd=None):
     return subprocess.run([sys.executable, "-m", "common.compare", *map(str, args)], capture_output=True,
                           text=True, env=env or quiet_env(), cwd=cwd, timeout=900)
+
+
+def pytest_configure(config):
+    # The frameworks, in order, in every process that runs tests; not in the process
+    # that only hands them out to `make test`'s workers (pytest-xdist's controller: 13 s).
+    if not (getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")):
+        import helpers  # noqa: F401  (imports the frameworks, in order)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +49,7 @@ def comparison(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def backends():
+    import helpers
     if not helpers.BACKENDS:
         pytest.skip("no framework installed")
     return helpers.BACKENDS
@@ -50,6 +57,7 @@ def backends():
 
 def pytest_generate_tests(metafunc):
     # `fw` parametrises a test over every installed framework; `fw_pair` over pairs.
+    import helpers
     names = list(helpers.BACKENDS)
     if "fw" in metafunc.fixturenames:
         metafunc.parametrize("fw", names or [pytest.param(None, marks=pytest.mark.skip("no framework"))])
