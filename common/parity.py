@@ -146,8 +146,8 @@ def run_steps(step, export, batches, noises, record) -> dict:
     return {**out, "losses": np.array(losses)}
 
 
-def forward_and_gradients(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
-    """Forward passes in both modes, the losses and the gradients, from fresh nets."""
+def forward_outputs(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
+    """G's and D's outputs in training mode, and G's in inference mode, from fresh nets."""
     X, Z = X.astype(dtype), Z.astype(dtype)
     out = {}
     G, D = backend.generator(spec, arrays, dtype), backend.discriminator(spec, arrays, dtype)
@@ -156,10 +156,15 @@ def forward_and_gradients(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
     out["D_fake"] = backend.forward(D, out["G_train"], training=True).reshape(-1)
     G = backend.generator(spec, arrays, dtype)  # fresh running statistics
     out["G_eval"] = backend.forward(G, Z)
+    return out
+
+
+def losses_and_gradients(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
+    """loss_D and loss_G, and every weight's gradient ("grad/<net>/<layer>/<name>"), from fresh nets."""
     losses, grads = backend.train.losses_and_gradients(
         backend.generator(spec, arrays, dtype), backend.discriminator(spec, arrays, dtype),
-        backend.to_tensor(X), backend.to_tensor(Z))
-    return {**out, **losses, **{f"grad/{k}": g for k, g in grads.items()}}
+        backend.to_tensor(X.astype(dtype)), backend.to_tensor(Z.astype(dtype)))
+    return {**losses, **{f"grad/{k}": g for k, g in grads.items()}}
 
 
 def training_steps(backend: Backend, spec, arrays, batches, noises, lrs, record, dtype, epsilon) -> dict:
@@ -179,8 +184,9 @@ def training_steps(backend: Backend, spec, arrays, batches, noises, lrs, record,
 def compute(backend: Backend, inputs: dict) -> dict:
     """Every quantity the checks compare, computed by one backend (in this process)."""
     args = backend, inputs["spec"], inputs["arrays"], inputs["X"], inputs["Z"]
-    results = {k: v for k, v in forward_and_gradients(*args, "float32").items() if not k.startswith("grad/")}
-    results.update({k: v for k, v in forward_and_gradients(*args, "float64").items() if k.startswith("grad/")})
+    results = forward_outputs(*args, "float32")  # the forward passes and losses as users run them
+    results.update({k: v for k, v in losses_and_gradients(*args, "float32").items() if not k.startswith("grad/")})
+    results.update({k: v for k, v in losses_and_gradients(*args, "float64").items() if k.startswith("grad/")})
     if len(inputs["batches"]):
         results.update(training_steps(
             backend, inputs["step_spec"], inputs["step_arrays"], inputs["batches"], inputs["noises"],
