@@ -21,12 +21,13 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(BIN)/python -m common.compare --frameworks $(FRAMEWORKS) $(DEMO_FLAGS) --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-# Two test processes (pytest-xdist), one test file each at a time: the suite is
-# mostly interpreter start-ups, imports and subprocesses, so the second core pays.
+# Two test processes (pytest-xdist), one test file each at a time, the longest
+# files first (tests/conftest.py's order, kept by --no-loadscope-reorder): the suite
+# is mostly interpreter start-ups, imports and subprocesses, so the second core pays.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The quick subset while developing (no subprocesses, no long training): under a minute.
 test-fast: $(STAMP)

@@ -69,11 +69,14 @@ def pytest_generate_tests(metafunc):
 
 # Shared fixtures that train or compute for seconds: a test that uses one is slow.
 SLOW_FIXTURES = {"trained", "results", "comparison", "finished", "judge", "evaluator"}
-# The longest files first, so that `make test`'s two workers (one file each at
-# a time) end together rather than one waiting on the last long file.
-LONGEST_FIRST = ("test_signals.py", "test_ddp.py", "test_reliability.py", "test_parity.py", "test_compare.py",
-                 "test_distributed.py", "test_imports.py",
-                 "test_notebooks.py", "test_train.py", "test_metrics.py", "test_bench.py", "test_properties.py")
+# The longest files first (measured: the seconds each took in `make test`), so that
+# its two workers (one file each at a time) end together rather than one waiting on
+# the last long file. The Makefile passes --no-loadscope-reorder: pytest-xdist would
+# otherwise hand out the files with the most tests first, whatever they take.
+LONGEST_FIRST = ("test_train.py", "test_distributed.py", "test_signals.py", "test_parity.py", "test_reliability.py",
+                 "test_compare.py", "test_ddp.py", "test_imports.py", "test_notebooks.py", "test_bench.py",
+                 "test_sweep.py", "test_metrics.py", "test_properties.py", "test_models.py", "test_tensorboard.py",
+                 "test_cli.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -78,9 +78,9 @@ def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
     if not {"torch", "mx"} <= BACKENDS.keys():
         pytest.skip("needs torch and mxnet")
     out = tmp_path / "cmp"
-    # 3 epochs of 4 steps, each step long enough (32x32, widths 32) to be stopped in the middle of
+    # 2 epochs of 4 steps, each step long enough (32x32, widths 32) to be stopped in the middle of
     flags = ["--frameworks", "mx,torch", "--image-size", "32", "--n-g", "32", "--n-d", "32", "--batch-size", "32",
-             "--num-images", "128", "--epochs", "3", "--no-eval"]
+             "--num-images", "128", "--epochs", "2", "--no-eval"]
     proc = subprocess.Popen([sys.executable, "-m", "common.compare", *flags, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env())
     wait_for_steps(out / "mx", 2)
@@ -94,7 +94,7 @@ def test_compare_stopped_by_ctrl_c_reports_what_finished_and_resumes(tmp_path):
     step = verify_checkpoint(out / "mx" / "checkpoint", "mx")
     done = run_compare("--resume", "--out", out)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert all(json.loads((out / fw / "summary.json").read_text())["step"] == 3 * 4 for fw in ("torch", "mx"))
+    assert all(json.loads((out / fw / "summary.json").read_text())["step"] == 2 * 4 for fw in ("torch", "mx"))
     assert [m["step"] for m in read_metrics(out / "mx")][step - 1:step + 1] == [step, step + 1]
 
 
