@@ -16,7 +16,7 @@ from common.sampling import generate, sample_noise
 from common.weights import load_weights
 from helpers import BACKENDS, one_line_error, run_main, snapshot
 
-SMALL = dict(image_size=32, n_G=16, n_D=8, num_images=256, batch_size=32, lr=0.0005, seed=3,
+SMALL = dict(image_size=16, n_G=16, n_D=8, num_images=256, batch_size=32, lr=0.0005, seed=3,
              log_every=3, eval_samples=128)  # 8 steps per epoch
 
 
@@ -53,7 +53,7 @@ def test_a_run_writes_every_output(fw, trained):
         assert m["kind"] != "epoch" or 0 < m["swd"] < 1000
     for epoch in (1, 2):
         with Image.open(out / "samples" / f"epoch_{epoch:03d}.png") as img:
-            assert img.size == (2 * (7 * 34 + 2), 2 * (3 * 34 + 2))  # 3x7 grid of 32px, shown 2x
+            assert img.size == (4 * (7 * 18 + 2), 4 * (3 * 18 + 2))  # 3x7 grid of 16px, shown 4x
     with Image.open(out / "losses.png") as img:
         assert img.size[0] > 100
     progress = json.loads((out / "checkpoint" / "progress.json").read_text())
@@ -234,7 +234,7 @@ def test_every_framework_samples_every_generator_npz(trained):
         arrays, spec = load_weights(out / "generator.npz", nets=("G",))
         images = {name: generate(b, b.generator(spec, arrays), Z) for name, b in BACKENDS.items()}
         ref = images[source]
-        assert ref.shape == (6, 3, 32, 32) and np.abs(ref).max() > 0.01  # not blank
+        assert ref.shape == (6, 3, 16, 16) and np.abs(ref).max() > 0.01  # not blank
         for name, y in images.items():
             np.testing.assert_allclose(y, ref, rtol=0, atol=SAMPLE_ATOL, err_msg=f"{name} on {source}'s weights")
 
@@ -245,10 +245,10 @@ def test_sample_cli_writes_grid_npy_and_walks(fw, trained, tmp_path, capsys):
     sample = lambda *a: BACKENDS[fw].sample.main(["--weights", str(npz), *map(str, a)])
     assert sample("--num", 10, "--seed", 1, "--out", tmp_path / "g.png", "--npy", tmp_path / "s.npy") == 0
     images = np.load(tmp_path / "s.npy")
-    assert images.dtype == np.float32 and images.shape == (10, 3, 32, 32)
+    assert images.dtype == np.float32 and images.shape == (10, 3, 16, 16)
     assert images.min() >= -1 and images.max() <= 1
     with Image.open(tmp_path / "g.png") as img:
-        assert img.size == (2 * (4 * 34 + 2), 2 * (3 * 34 + 2))  # 10 images: 4 columns, 3 rows
+        assert img.size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))  # 10 images: 4 columns, 3 rows
     # Same seed, same images: compare with the adapter's own generate().
     arrays, spec = load_weights(npz)
     b = BACKENDS[fw]
@@ -256,7 +256,7 @@ def test_sample_cli_writes_grid_npy_and_walks(fw, trained, tmp_path, capsys):
     np.testing.assert_allclose(images, expected, rtol=0, atol=SAMPLE_ATOL)
     assert sample("--num", 2, "--interpolate", 5, "--out", tmp_path / "w.png", "--npy", tmp_path / "w.npy") == 0
     w = np.load(tmp_path / "w.npy")
-    assert w.shape == (10, 3, 32, 32)
+    assert w.shape == (10, 3, 16, 16)
     # A walk moves smoothly: neighbours differ less than its two ends do.
     step = np.abs(w[1] - w[0]).mean()
     assert step < np.abs(w[4] - w[0]).mean()
