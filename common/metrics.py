@@ -26,6 +26,7 @@ in any of these forms give the same values (to float32 rounding).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -845,16 +846,36 @@ def load_judge(image_size: int, channels: int = 3, cache=None, progress: bool = 
     cache_dir(cache)/judge/, or trained once (seconds) and saved there atomically. A cached file
     that cannot be read, or was made for another SHAPES_VERSION or JUDGE_VERSION, is rebuilt."""
     path = judge_path(image_size, channels, cache)
+    with _training_lock(path):
+        try:
+            return Judge.load(path, image_size, channels)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # missing, unreadable or another judge's: rebuilt below
+        if progress:
+            print(f"training the shapes judge for {image_size}x{image_size}x{channels} images (once; "
+                  f"cached in {path.parent})...", file=sys.stderr, flush=True)
+        judge = train_judge(image_size, channels)
+        judge.save(path)
+        return judge
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path):
+    """A lock beside the cached judge (filelock), so that processes started together on a
+    clean machine (a comparison's, a sweep's, a test run's) train it once: the others wait,
+    then load it. Where no lock file can be made (a read-only cache), none is taken."""
+    from filelock import FileLock
+    lock = FileLock(f"{path}.lock")
     try:
-        return Judge.load(path, image_size, channels)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass  # missing, unreadable or another judge's: rebuilt below
-    if progress:
-        print(f"training the shapes judge for {image_size}x{image_size}x{channels} images (once; "
-              f"cached in {path.parent})...", file=sys.stderr, flush=True)
-    judge = train_judge(image_size, channels)
-    judge.save(path)
-    return judge
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError:
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 # -- python -m common.metrics ------------------------------------------------------------------

@@ -7,6 +7,8 @@ trained once per session into a temporary cache."""
 import importlib.util
 import json
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -273,6 +275,28 @@ def test_judge_cache_is_reused_and_rebuilt_when_unreadable(judge, judge_cache, t
     assert metrics.Judge.load(broken, 16, 3).meta["image_size"] == 16  # rewritten, sound
     with pytest.raises(ValueError):
         metrics.Judge.load(broken, 16, 1)  # a judge for 3 channels is not one for 1
+
+
+def test_processes_started_together_train_the_judge_once(judge, tmp_path, monkeypatch):
+    # Two at once on an empty cache (a clean machine's comparison or sweep): the second waits
+    # for the first one's judge and loads it. (filelock's lock holds between threads as between
+    # processes: each takes it through its own open file.)
+    calls = []
+
+    def slow_training(*args):
+        calls.append(args)
+        time.sleep(0.5)
+        return judge
+
+    monkeypatch.setattr(metrics, "train_judge", slow_training)
+    loaded = []
+    threads = [threading.Thread(target=lambda: loaded.append(load_judge(16, 3, cache=tmp_path))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [(16, 3)] and len(loaded) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(loaded[1].mlp.weights, judge.mlp.weights))
 
 
 # -- the command line (in-process) -------------------------------------------------------------------
