@@ -44,22 +44,30 @@ def test_gluon_two_devices_train_a_run(tmp_path):
 
 # -- TensorFlow: MirroredStrategy over logical CPUs (made before TensorFlow starts: a fresh process) --
 
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    """tests/twins.py tf OUT: per-device batch norm on duplicated shards, and a --sync-bn run
+    (OUT/two) against a one-device run (OUT/one, 4 steps of twins.TINY)."""
+    out = tmp_path_factory.mktemp("mirrored")
+    return out, run([sys.executable, "tests/twins.py", "tf", out])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("tf" not in BACKENDS, reason="TensorFlow is not installed")
-def test_mirrored_two_devices_equal_one_device(tmp_path):
-    """Per-device batch norm on duplicated shards, and --sync-bn on the global batch (tests/twins.py)."""
-    proc = run([sys.executable, "tests/twins.py", "tf", tmp_path])
+def test_mirrored_two_devices_equal_one_device(mirrored):
+    out, proc = mirrored
     assert proc.returncode == 0, proc.stderr[-3000:]
     diffs = json.loads(proc.stdout.strip().splitlines()[-1])
     assert diffs["devices"] == 2 and diffs["moved"] > 0.1
     assert max(diffs["metrics"], diffs["weights"], diffs["sync_bn"]) <= TOLERANCE, diffs
-    assert "MirroredStrategy over CPU:0, CPU:1" in json.loads((tmp_path / "two" / "config.json").read_text())["device"]
+    assert "MirroredStrategy over CPU:0, CPU:1" in json.loads((out / "two" / "config.json").read_text())["device"]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif("tf" not in BACKENDS, reason="TensorFlow is not installed")
-def test_multiworker_two_processes_with_sync_bn_equal_one_device(tmp_path):
-    """Two worker processes over loopback, configured by TF_CONFIG as two nodes would be."""
+def test_multiworker_two_processes_with_sync_bn_equal_one_device(tmp_path, mirrored):
+    """Two worker processes over loopback, configured by TF_CONFIG as two nodes would be,
+    against the one-device run of the same 4 steps that `mirrored` made."""
     ports = []
     for _ in range(2):
         with socket.socket() as s:
@@ -80,8 +88,8 @@ def test_multiworker_two_processes_with_sync_bn_equal_one_device(tmp_path):
             w.kill()
     assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in results]
     assert not (tmp_path / "worker1").exists()  # the chief alone writes
-    one = tmp_path / "one"
-    BACKENDS["tf"].train.train(tiny_config(one, max_steps=4), progress=False)
+    one = mirrored[0] / "one"
+    assert mirrored[1].returncode == 0 and json.loads((one / "summary.json").read_text())["step"] == 4
     same_metrics(read_metrics(one), read_metrics(tmp_path / "worker0"))
     assert "worker 0 of 2" in json.loads((tmp_path / "worker0" / "config.json").read_text())["device"]
 
