@@ -846,11 +846,13 @@ def load_judge(image_size: int, channels: int = 3, cache=None, progress: bool = 
     cache_dir(cache)/judge/, or trained once (seconds) and saved there atomically. A cached file
     that cannot be read, or was made for another SHAPES_VERSION or JUDGE_VERSION, is rebuilt."""
     path = judge_path(image_size, channels, cache)
+    judge = _cached_judge(path, image_size, channels)
+    if judge is not None:
+        return judge
     with _training_lock(path):
-        try:
-            return Judge.load(path, image_size, channels)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # missing, unreadable or another judge's: rebuilt below
+        judge = _cached_judge(path, image_size, channels)  # another process may have trained it meanwhile
+        if judge is not None:
+            return judge
         if progress:
             print(f"training the shapes judge for {image_size}x{image_size}x{channels} images (once; "
                   f"cached in {path.parent})...", file=sys.stderr, flush=True)
@@ -859,11 +861,19 @@ def load_judge(image_size: int, channels: int = 3, cache=None, progress: bool = 
         return judge
 
 
+def _cached_judge(path: Path, image_size: int, channels: int):
+    """The judge cached at `path`, or None if it is missing, unreadable or another judge's."""
+    try:
+        return Judge.load(path, image_size, channels)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 @contextlib.contextmanager
 def _training_lock(path: Path):
-    """A lock beside the cached judge (filelock), so that processes started together on a
-    clean machine (a comparison's, a sweep's, a test run's) train it once: the others wait,
-    then load it. Where no lock file can be made (a read-only cache), none is taken."""
+    """A lock beside the judge to be trained (filelock), so that processes started together
+    on a clean machine (a comparison's, a sweep's, a test run's) train it once: the others
+    wait, then load it. Where no lock file can be made (a read-only cache), none is taken."""
     from filelock import FileLock
     lock = FileLock(f"{path}.lock")
     try:
