@@ -35,7 +35,8 @@ def run_compare(*args, env=None, cwd=None):
 def pytest_configure(config):
     # The frameworks, in order, in every process that runs tests; not in the process
     # that only hands them out to `make test`'s workers (pytest-xdist's controller: 13 s).
-    if not (getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")):
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if not controller:
         import helpers  # noqa: F401  (imports the frameworks, in order)
 
 

@@ -15,13 +15,12 @@ import pytest
 from common.backends import quiet_env
 from common.rundir import read_metrics, verify_checkpoint
 from conftest import run_compare
-from helpers import BACKENDS
+from helpers import BACKENDS, QUICKEST as FW
 
 pytestmark = pytest.mark.slow
 
 
-# The signals are the run loop's (common code): the backend quickest to start shows them.
-FW = next((fw for fw in ("mx", "torch", "tf") if fw in BACKENDS), None)
+# The signals are the run loop's (common code): the backend quickest to start shows them (FW).
 
 
 def start_training(out, *extra):

@@ -13,11 +13,10 @@ import pytest
 from PIL import Image
 
 from common import compare, sweep
-from common.backends import is_installed
 from common.cli import ArgumentParser, add_data_args, add_model_args, add_train_args, config_from_args
 from common.config import TrainConfig
 from common.signals import StopRequests
-from helpers import one_line_error, run_main
+from helpers import QUICKEST, one_line_error, run_main
 
 PROG = "python -m common.compare"
 TINY = ["--image-size", "16", "--n-g", "8", "--n-d", "8", "--num-images", "64", "--batch-size", "16", "--epochs", "1",
@@ -276,9 +275,9 @@ def test_a_stop_request_stops_after_the_run_in_training(tmp_path, stand_in):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (is_installed("mx") or is_installed("torch")), reason="needs MXNet or PyTorch")
+@pytest.mark.skipif(QUICKEST is None, reason="no framework installed")
 def test_a_real_sweep_trains_each_cell_in_its_own_process(tmp_path, capsys):
-    fw = "mx" if is_installed("mx") else "torch"  # the quicker to start
+    fw = QUICKEST
     out = tmp_path / "sw"
     args = parser().parse_args(["--sweep", "latent-dim=8,16", *TINY, "--frameworks", fw, "--out", str(out)])
     names = compare.frameworks_from(args.frameworks)

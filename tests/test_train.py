@@ -105,7 +105,7 @@ def test_learning_is_measured(fw, tmp_path, monkeypatch, sabotage):
     if sabotage:  # the classic bug: real and fake labels swapped everywhere
         real_loss = b.train.loss
         monkeypatch.setattr(b.train, "loss", lambda logits, y: real_loss(logits, 1 - y))
-    config = TrainConfig().replace(**{**SMALL, "image_size": 16, "n_G": 8, "num_images": 512, "batch_size": 32,
+    config = TrainConfig().replace(**{**SMALL, "n_G": 8, "num_images": 512, "batch_size": 32,
                                       "lr": 0.002, "epochs": 3, "log_every": 4, "eval": False, "out": str(tmp_path)})
     b.train.train(config, progress=False)
     assert learned(tmp_path) is (not sabotage), read_metrics(tmp_path)[-1]
