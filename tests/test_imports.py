@@ -1,4 +1,4 @@
-"""The import-order hazard, shown rather than assumed: each order runs in a
+"""The import-order hazard, shown rather than assumed: the wrong order runs in a
 fresh process, and the README's rule (TensorFlow last) must be what works."""
 
 import subprocess
@@ -46,36 +46,62 @@ def test_dcgan_torch_nets_do_not_load_triton_or_torchvision():
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
 
 
+# The wrong order, walked in one process (each TensorFlow import costs ~6 s of CPU): TensorFlow
+# first, then, one after the other, what the README says must come before it. Each step that
+# survives prints a line; the crash ends the walk, so it comes last.
+TENSORFLOW_FIRST = """\
+import tensorflow
+{mxnet}
+import dcgan_torch.model, dcgan_torch.sample
+print('torch nets ok', flush=True)
+try:
+    import dcgan_torch.train
+except ImportError as e:
+    print('refused:', e, flush=True)
+import torch._dynamo
+print('torch._dynamo ok', flush=True)
+"""
+MXNET = "import dcgan_mx.compat\nprint('mxnet ok', flush=True)"
+
+
+def mxnet_after_tensorflow_crashes() -> bool:
+    import tensorflow as tf  # conftest imported it already, last
+    return tuple(map(int, tf.__version__.split(".")[:2])) <= (2, 18)  # measured: segfault on 2.17 and 2.18
+
+
+@pytest.fixture(scope="module")
+def tensorflow_first():
+    # Where MXNet after TensorFlow crashes, it would end the walk early: it gets a process of its own.
+    return run(TENSORFLOW_FIRST.format(mxnet="" if mxnet_after_tensorflow_crashes() else MXNET))
+
+
 @needs_all
-def test_torch_nets_after_tensorflow_work_and_training_is_a_clear_error_not_a_crash():
+def test_torch_nets_after_tensorflow_work_and_training_is_a_clear_error_not_a_crash(tensorflow_first):
     # Plain torch (the nets, sampling) after TensorFlow works. torch.optim.Adam
     # imports torch._dynamo (and triton) on first use; dcgan_torch.train loads
     # it at import, so the wrong order fails there, clearly.
-    proc = run("import tensorflow, dcgan_torch.model, dcgan_torch.sample; print('nets ok', flush=True)\n"
-               "import dcgan_torch.train")
-    assert proc.returncode == 1 and proc.stdout.strip() == "nets ok", proc.stderr[-2000:]
-    assert "ImportError: import dcgan_torch.train (or create a torch optimizer) before TensorFlow" in proc.stderr
+    lines = tensorflow_first.stdout.splitlines()
+    assert "torch nets ok" in lines, tensorflow_first.stderr[-2000:]
+    assert ("refused: import dcgan_torch.train (or create a torch optimizer) before TensorFlow"
+            in tensorflow_first.stdout), tensorflow_first.stdout
 
 
 @needs_all
-@pytest.mark.parametrize("late", ["torch._dynamo"])  # what dcgan_torch.train loads; torchvision loads the same triton
-def test_tensorflow_first_then_triton_crashes(late):
+def test_tensorflow_first_then_triton_crashes(tensorflow_first):
+    # torch._dynamo is what dcgan_torch.train loads; torchvision loads the same triton.
     # Measured with TF 2.21: a segfault (TF >= 2.19 may instead abort with
     # "LLVM ERROR: inconsistency in registered CommandLine options").
     # If this starts passing, a TF release fixed it: update the README's rule.
-    proc = run(f"import tensorflow, {late}; print('ok')")
-    assert proc.returncode != 0 and "ok" not in proc.stdout
+    assert "refused:" in tensorflow_first.stdout  # the walk reached the last step
+    assert tensorflow_first.returncode != 0 and "torch._dynamo ok" not in tensorflow_first.stdout
 
 
 @needs_all
-def test_tensorflow_first_then_mxnet_depends_on_the_version():
-    import tensorflow as tf  # conftest imported it already, last
-    major, minor = map(int, tf.__version__.split(".")[:2])
-    proc = run("import tensorflow, dcgan_mx.compat; print('ok')")
-    if (major, minor) <= (2, 18):
-        assert proc.returncode != 0  # measured: segfault on TF 2.17 and 2.18
+def test_tensorflow_first_then_mxnet_depends_on_the_version(tensorflow_first):
+    if mxnet_after_tensorflow_crashes():
+        assert run("import tensorflow\n" + MXNET).returncode != 0
     else:
-        assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+        assert "mxnet ok" in tensorflow_first.stdout.splitlines(), tensorflow_first.stderr[-2000:]
 
 
 def test_common_imports_no_framework():
