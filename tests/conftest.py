@@ -10,8 +10,15 @@ Markers (pyproject.toml): `slow` (a subprocess or a training run of seconds),
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The project's cache (the shapes judges; decoded datasets) for every test and the processes
+# they start: one folder in .pytest_cache (`make clean` removes it), kept between runs so that
+# a judge is trained once per checkout, and never the user's ~/.cache/dcgan. A DCGAN_CACHE_DIR
+# that is set already (an empty one, to time a clean machine) wins.
+SUITE_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "dcgan"
+os.environ.setdefault("DCGAN_CACHE_DIR", str(SUITE_CACHE))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two test processes on two cores: one thread each (PyTorch
     # and MXNet read this, and the processes the tests start inherit it). Two

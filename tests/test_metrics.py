@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common import metrics
-from common.data import SHAPES_VERSION, PALETTE, SHAPE_KINDS, make_shapes
+from common.data import SHAPES_VERSION, PALETTE, SHAPE_KINDS, cache_dir, make_shapes
 from common.metrics import (COLOUR_NAMES, as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
                             laplacian_pyramid, load_judge, swd)
 
@@ -164,8 +164,9 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
 # -- the shapes judge ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def judge_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("dcgan-cache")
+def judge_cache():
+    # The suite's cache (conftest.py): the training runs of other tests use the same 16x16 judge.
+    return cache_dir()
 
 
 @pytest.fixture(scope="session")

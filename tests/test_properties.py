@@ -224,16 +224,12 @@ METRICS_FLAGS = {"--fake": path_values(), "--num": NUMBERS, "--seed": st.sampled
 
 @given(command=st.sampled_from(["swd", "judge", "fid", "nope"]), argv=argv_for(METRICS_FLAGS),
        fake=st.sampled_from(["images.npy", "images_bad_shape.npy", "renamed.npz", "text.txt", "missing.npz"]))
-def test_metrics_command(world, capsys, command, argv, fake, tmp_path_factory):
+def test_metrics_command(world, capsys, command, argv, fake):
     from common.metrics import main
     with sandbox(world) as root:
         args = expand([command, "--fake", f"{{root}}/{fake}", "--num", "8", "--num-images", "40", *argv], root)
         before = snapshot(root)
-        os.environ["DCGAN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "judge-cache")  # one judge, trained once
-        try:
-            code = run_main(main, args)
-        finally:
-            os.environ.pop("DCGAN_CACHE_DIR", None)
+        code = run_main(main, args)  # a judge it needs: from the suite's cache (conftest.py)
         check(code, capsys, before, root, [], may_write=False)
 
 

@@ -77,9 +77,10 @@ def test_same_seed_same_start_in_every_framework(trained):
 @pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_one(fw, trained, tmp_path):
     b, (straight, _) = BACKENDS[fw], trained[fw]
-    b.train.train(small_config(tmp_path, max_steps=5), progress=False)  # stops mid-epoch 1
+    # Without the quality measure (the straight run had it): measuring must not change training.
+    b.train.train(small_config(tmp_path, max_steps=5, eval=False), progress=False)  # stops mid-epoch 1
     assert json.loads((tmp_path / "checkpoint" / "progress.json").read_text())["step"] == 5
-    summary = b.train.train(small_config(tmp_path, resume=True), progress=False)
+    summary = b.train.train(small_config(tmp_path, resume=True, eval=False), progress=False)
     assert summary["step"] == 16
     expected, _ = load_weights(straight / "generator.npz")
     resumed, _ = load_weights(tmp_path / "generator.npz")
@@ -114,10 +115,11 @@ def test_learning_is_measured(fw, tmp_path, monkeypatch, sabotage):
 @pytest.mark.slow
 def test_a_short_run_on_shapes_lowers_its_swd(tmp_path):
     # One framework (the quality measure is common code; the other tests show the three train
-    # alike): 192 steps at 16x16, measured every 32. Measured, seed 3: torch 251 -> 82, mx 251 -> 78.
+    # alike): 192 steps at 16x16, measured every 32. Measured, seed 3: mx 250 -> 87 in 9.9 s,
+    # torch 255 -> 75 in 13.1 s (one thread each), so MXNet where it is installed.
     if not BACKENDS:
         pytest.skip("no framework installed")
-    fw = "torch" if "torch" in BACKENDS else next(iter(BACKENDS))
+    fw = "mx" if "mx" in BACKENDS else next(iter(BACKENDS))
     config = TrainConfig().replace(image_size=16, n_G=32, n_D=32, num_images=2048, batch_size=64, lr=0.001,
                                    epochs=6, seed=3, eval_samples=256, out=str(tmp_path))
     BACKENDS[fw].train.train(config, progress=False)
