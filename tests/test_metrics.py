@@ -116,11 +116,24 @@ def test_swd_levels_seed_and_layout():
 
 
 def test_swd_histograms_match_sorting():
-    # The default 1-d distances come from 4096-bin histograms; exact=True sorts, as the reference.
-    real, fake = make_shapes(64, 32, seed=0), to_float(make_shapes(64, 32, seed=1)) + 0.05
-    fast, exact = swd(real, fake), swd(real, fake, exact=True)
-    for res in fast["levels"]:
-        assert fast["levels"][res] == pytest.approx(exact["levels"][res], rel=2e-3)
+    # The default 1-d distances come from 4096-bin histograms over the real projections' range
+    # (what falls outside adds its exact distance to the edge); exact=True sorts, as the reference.
+    real = make_shapes(64, 32, seed=0)
+    for shift in (0.05, 0.8):  # a little, and mostly, outside the real images' range
+        fake = to_float(make_shapes(64, 32, seed=1)) + shift
+        fast, exact = swd(real, fake), swd(real, fake, exact=True)
+        for res in fast["levels"]:
+            assert fast["levels"][res] == pytest.approx(exact["levels"][res], rel=2e-3), shift
+
+
+def test_swd_projects_the_real_images_once(monkeypatch):
+    # A run measures itself every epoch against the same real images: a call projects the fakes alone.
+    measure = metrics.SWD(make_shapes(32, 32, seed=0))
+    calls = []
+    real_project = metrics._project
+    monkeypatch.setattr(metrics, "_project", lambda desc, *a, **k: calls.append(len(desc)) or real_project(desc, *a, **k))
+    first, again = measure(make_shapes(16, 32, seed=1)), measure(make_shapes(16, 32, seed=1))
+    assert first == again and calls == [16 * 128] * 2 * 2 * 4  # two calls x two levels x four direction sets
 
 
 def test_swd_refuses_mismatched_sets():
