@@ -197,7 +197,8 @@ class _SlicedWasserstein:
         self.buffers = buffers  # work arrays, shared by every direction set of one SWD
         pa = _project(da, self.dirs_t, self._buffer("p", (len(self.dirs_t), len(da)), np.float32))
         self.lo, self.hi = pa.min(axis=1), pa.max(axis=1)
-        self.width = np.maximum(self.hi - self.lo, np.float32(1e-30)) / np.float32(bins - 1)
+        # A direction on which every real projection is the same (blank images) still gets bins.
+        self.width = np.maximum(self.hi - self.lo, np.float32(1e-6)) / np.float32(bins - 1)
         self.cdf, _ = self._counts(pa)
 
     def _buffer(self, name, shape, dtype):
