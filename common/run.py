@@ -280,16 +280,20 @@ class Run:
             bad = [k for k in ("loss_D", "loss_G") if not math.isfinite(values[k][i])]
             if bad:
                 step = self.step - count + i + 1
+                footnote = ""
                 if self.world.is_chief:
                     summary = {"step": self.step, "device": self.device, "out": str(self.dir.path),
                                "interrupted": False, "signal": None,
                                "diverged": {"step": step, **{k: repr(values[k][i]) for k in bad}}}
                     self.dir.write_summary(summary)
-                    self._call("on_train_end", summary)  # the dashboard up to the last good line, say
+                    try:
+                        self._call("on_train_end", summary)  # the dashboard up to the last good line, say
+                    except Exception as e:  # the divergence is the news: a callback failing now must not hide it
+                        footnote = f" ({type(e).__name__} while finishing the run's outputs: {e})"
                 saved = self.dir.checkpoint_step
                 kept = ("there is no checkpoint yet" if saved is None else
                         f"the last good checkpoint (step {saved}) is kept in {self.dir.checkpoint_dir}")
                 lr_G, lr_D = self.config.learning_rates
                 raise DivergedError(f"{' and '.join(bad)} became {values[bad[0]][i]} at step {step}: training "
                                     f"diverged and stopped; {kept}. Try a smaller learning rate "
-                                    f"(--lr-g {lr_G:g}, --lr-d {lr_D:g} now)")
+                                    f"(--lr-g {lr_G:g}, --lr-d {lr_D:g} now){footnote}")

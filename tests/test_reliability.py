@@ -13,10 +13,11 @@ import subprocess
 import numpy as np
 import pytest
 
+from common.callbacks import Dashboard
 from common.cli import config_argv
 from common.config import TrainConfig
 from common.rundir import read_metrics, verify_checkpoint
-from helpers import BACKENDS, one_line_error, run_main, snapshot
+from helpers import BACKENDS, QUICKEST, one_line_error, run_main, snapshot
 
 # 4 steps an epoch; the quality measure on 64 images, as cheap as it gets
 TINY = dict(image_size=16, n_G=8, n_D=8, num_images=64, batch_size=16, lr=0.002, seed=1, eval_samples=64)
@@ -135,11 +136,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(fw, tmp_p
 
 # -- divergence -------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, monkeypatch, capsys):
-    # Poison D's last layer (a logit: no activation after it to hide a NaN; MXNet's
-    # Activation("relu") maps NaN to 0) before the 6th step.
-    b = BACKENDS[fw]
+def poison_before_step(b, monkeypatch, n: int) -> None:
+    """Poison D's last layer (a logit: no activation after it to hide a NaN; MXNet's
+    Activation("relu") maps NaN to 0) before the n-th step."""
     real_compile = b.train.compile_step
 
     def compile_step(G, D, opt_G, opt_D, precision="fp32", replicas=None):
@@ -147,7 +146,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
 
         def poisoned(X, Z):
             calls.append(1)
-            if len(calls) == 6:
+            if len(calls) == n:
                 arrays = b.weights.export_canonical(D)
                 last = f"D/{len(D.spec.discriminator_layers()) - 1}/weight"
                 b.weights.load_canonical(D, {**arrays, last: np.full_like(arrays[last], np.nan)})
@@ -155,6 +154,11 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
         return poisoned
 
     monkeypatch.setattr(b.train, "compile_step", compile_step)
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, monkeypatch, capsys):
+    poison_before_step(BACKENDS[fw], monkeypatch, 6)
     out = tmp_path / "run"
     code = train_cli(fw, tiny(out, epochs=3, log_every=0))
     one_line_error(capsys, 3, code, "at step 6: training diverged and stopped; the last good checkpoint (step 4)")
@@ -163,6 +167,24 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(fw, tmp_path, mo
     assert summary["diverged"]["step"] == 6
     assert [m["step"] for m in read_metrics(out)] == [4]  # the epoch line with NaN was not written
     assert (out / "losses.png").is_file()  # drawn on the way out, up to the last good line
+
+
+@pytest.mark.slow
+def test_a_divergence_is_reported_even_if_the_dashboard_then_fails(tmp_path, monkeypatch, capsys):
+    # Common code (the run loop), so one backend. A full disk, say, while drawing on the way out.
+    if QUICKEST is None:
+        pytest.skip("no framework installed")
+    poison_before_step(BACKENDS[QUICKEST], monkeypatch, 6)
+
+    def no_space(self, run):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Dashboard, "draw", no_space)
+    out = tmp_path / "run"
+    one_line_error(capsys, 3, train_cli(QUICKEST, tiny(out, epochs=3, log_every=0)),
+                   "at step 6: training diverged and stopped; the last good checkpoint (step 4)")
+    assert json.loads((out / "summary.json").read_text())["diverged"]["step"] == 6
+    assert verify_checkpoint(out / "checkpoint", QUICKEST) == 4
 
 
 # -- half-started runs, and wrong places -------------------------------------------------------
