@@ -159,6 +159,17 @@ def forward_outputs(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
     return out
 
 
+def losses(backend: Backend, outputs: dict) -> dict:
+    """The step's two losses from forward_outputs' training-mode logits (D on X, and on G(Z)),
+    through the backend's own `train.loss`: loss_D = 1/2 [BCE(D(X), 1) + BCE(D(G(Z)), 0)],
+    loss_G = BCE(D(G(Z)), 1). The same values as the step's (the same logits, the same loss
+    function), without a backward pass."""
+    def bce(logits, label):
+        return float(backend.train.loss(backend.to_tensor(logits), backend.to_tensor(np.full_like(logits, label))))
+    return {"loss_D": (bce(outputs["D_real"], 1) + bce(outputs["D_fake"], 0)) / 2,
+            "loss_G": bce(outputs["D_fake"], 1)}
+
+
 def losses_and_gradients(backend: Backend, spec, arrays, X, Z, dtype) -> dict:
     """loss_D and loss_G, and every weight's gradient ("grad/<net>/<layer>/<name>"), from fresh nets."""
     losses, grads = backend.train.losses_and_gradients(
@@ -185,7 +196,7 @@ def compute(backend: Backend, inputs: dict) -> dict:
     """Every quantity the checks compare, computed by one backend (in this process)."""
     args = backend, inputs["spec"], inputs["arrays"], inputs["X"], inputs["Z"]
     results = forward_outputs(*args, "float32")  # the forward passes and losses as users run them
-    results.update({k: v for k, v in losses_and_gradients(*args, "float32").items() if not k.startswith("grad/")})
+    results.update(losses(backend, results))
     results.update({k: v for k, v in losses_and_gradients(*args, "float64").items() if k.startswith("grad/")})
     if len(inputs["batches"]):
         results.update(training_steps(
