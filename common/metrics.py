@@ -27,6 +27,7 @@ in any of these forms give the same values (to float32 rounding).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import tempfile
@@ -276,11 +277,11 @@ class SWD:
         if min(a.shape[1:3]) < max(min_resolution, nhood_size):
             raise ValueError(f"images must be at least {max(min_resolution, nhood_size)} pixels a side, "
                              f"got {a.shape[1]}x{a.shape[2]}")
-        self.shape, self.seed, self.exact = a.shape[1:], seed, exact
+        self.shape, self.seed = a.shape[1:], seed
         self.nhoods_per_image, self.nhood_size = nhoods_per_image, nhood_size
         self.resolutions = swd_resolutions(min(a.shape[1:3]), min_resolution)
         pyramid = laplacian_pyramid(a * np.float32(255), len(self.resolutions))  # the reference's scale
-        self.real, self.dirs = [], []  # per level: the real side of each repeat's directions
+        self.distances = []  # per level, per direction set: W1 to the real side, a function of the fakes' descriptors
         buffers = {}  # two work arrays, (dirs, descriptors), float32 and intp: ~50 MB at 512 images
         for level, la in enumerate(pyramid):
             real = _descriptors(la, nhoods_per_image, nhood_size, np.random.default_rng([seed, level, 0]))
@@ -290,9 +291,9 @@ class SWD:
                 dirs = rng.standard_normal((real.shape[1], dirs_per_repeat))
                 dirs /= np.sqrt(np.sum(np.square(dirs), axis=0, keepdims=True))
                 repeats.append(dirs.astype(np.float32))
-            self.dirs.append(repeats)
-            # The real projections, once: kept whole only to sort them (exact=True).
-            self.real.append(real if exact else [_SlicedWasserstein(real, dirs, buffers) for dirs in repeats])
+            # The real projections binned once; exact=True keeps the descriptors whole, to sort them.
+            self.distances.append([functools.partial(_sorted_distances, real, dirs=dirs) if exact
+                                   else _SlicedWasserstein(real, dirs, buffers).distances for dirs in repeats])
 
     def __call__(self, fake) -> dict:
         b = as_float_nhwc(fake)
@@ -303,11 +304,7 @@ class SWD:
         for level, (res, lb) in enumerate(zip(self.resolutions, pyramid)):
             db = _descriptors(lb, self.nhoods_per_image, self.nhood_size,
                               np.random.default_rng([self.seed, level, 1]))
-            if self.exact:
-                means = [_sorted_distances(self.real[level], db, dirs).mean() for dirs in self.dirs[level]]
-            else:
-                means = [sliced.distances(db).mean() for sliced in self.real[level]]
-            levels[res] = float(np.mean(means)) * 1e3
+            levels[res] = float(np.mean([distances(db).mean() for distances in self.distances[level]])) * 1e3
         return {"swd": float(np.mean(list(levels.values()))), "levels": levels}
 
 
