@@ -219,6 +219,88 @@ def test_the_g_step_computes_no_weight_gradients_for_d(name, monkeypatch):
         assert len(weight_gradients) == 2 * len(before)  # the D step's, in each of the two steps
 
 
+needs_torch = pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not installed")
+
+
+@needs_torch
+@pytest.mark.parametrize("transposed,stride,padding,size", [
+    (False, 2, 1, (8, 9)), (True, 2, 1, (4, 5)), (False, 1, 0, (4, 4)), (True, 1, 0, (1, 2))],
+    ids=["conv", "transposed", "conv-to-1x1", "transposed-from-1x1"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_pytorch_weight_gradient_as_one_matrix_product_is_the_convolutions_own(
+        transposed, stride, padding, size, channels_last):
+    """bf16 on the CPU computes small maps' weight gradients as one matrix
+    product (dcgan_torch.train._GemmWeightGradient): the same output and
+    gradients as PyTorch's convolution, to float64 rounding."""
+    import torch
+    from dcgan_torch.train import _GemmWeightGradient
+    torch.manual_seed(0)
+    F = torch.nn.functional
+    X = torch.randn(3, 6, *size, dtype=torch.float64)
+    W = torch.randn(*((6, 5) if transposed else (5, 6)), 4, 4, dtype=torch.float64)
+    if channels_last:
+        X, W = X.contiguous(memory_format=torch.channels_last), W.contiguous(memory_format=torch.channels_last)
+    X.requires_grad_(True), W.requires_grad_(True)
+    Y = (F.conv_transpose2d if transposed else F.conv2d)(X, W, stride=stride, padding=padding)
+    dY = torch.randn_like(Y)
+    expected = torch.autograd.grad(Y, (X, W), dY)
+    Y2 = _GemmWeightGradient.apply(X, W, transposed, stride, padding)
+    torch.testing.assert_close(Y2, Y, rtol=0, atol=0)
+    for got, want in zip(torch.autograd.grad(Y2, (X, W), dY), expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    dW, = torch.autograd.grad(_GemmWeightGradient.apply(X.detach(), W, transposed, stride, padding), (W,), dY)
+    torch.testing.assert_close(dW, expected[1], rtol=1e-12, atol=1e-12)  # no input gradient asked for
+
+
+@needs_torch
+def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(monkeypatch):
+    """Under --precision bf16 on the CPU, the layers whose weight gradient sums
+    over a 4x4 map or less (at 16x16: G's first two, D's last two) go through
+    _GemmWeightGradient, in every pass; fp32 goes through none. The gradients
+    agree with autocast's own to bfloat16 rounding."""
+    import torch
+    import dcgan_torch.train as train
+    from common.spec import ModelSpec
+    from common.weights import init_weights
+    b, spec = BACKENDS["torch"], ModelSpec(n_G=16, n_D=8, image_size=16)
+    real, calls = train._GemmWeightGradient, []
+
+    class Recorder:
+        @staticmethod
+        def apply(X, W, *args):
+            calls.append(tuple(W.shape))
+            return real.apply(X, W, *args)
+
+    monkeypatch.setattr(train, "_GemmWeightGradient", Recorder)
+    X = b.to_tensor(np.random.default_rng(0).uniform(-1, 1, spec.input_shape("D", 8, "NCHW")).astype(np.float32))
+    Z = b.to_tensor(sample_noise(0, 8, spec.latent_dim))
+
+    def nets():
+        return b.generator(spec, init_weights(spec, 0)), b.discriminator(spec, init_weights(spec, 1))
+
+    for precision in ("fp32", "bf16"):
+        G, D = nets()
+        calls.clear()
+        train.compile_step(G, D, *b.train.make_optimizers(G, D, 0.001, 0.001), precision)(X, Z)
+        small = [(l.in_channels, l.out_channels) for l in spec.generator_layers()[:2]]  # (in, out, k, k)
+        small += [(l.out_channels, l.in_channels) for l in spec.discriminator_layers()[-2:]]  # (out, in, k, k)
+        expected = {} if precision == "fp32" else {(*s, 4, 4): n for s, n in zip(small, (1, 1, 3, 3))}
+        assert {shape: calls.count(shape) for shape in calls} == expected  # D: real, fake, then the G step
+
+    def gradients(gemm):
+        G, D = nets()
+        if gemm:
+            train._gemm_small_map_weight_gradients(G, D)
+        with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+            return train.losses_and_gradients(G, D, X, Z)
+
+    (losses, got), (want_losses, want) = gradients(True), gradients(False)
+    assert calls and losses == want_losses
+    for name in want:
+        error = np.linalg.norm(got[name] - want[name]) / np.linalg.norm(want[name])
+        assert error < 0.02, (name, error)  # bfloat16 carries 8 bits: ~0.004 per rounding
+
+
 def test_bf16_needs_float32():
     with pytest.raises(UsageError, match="bf16 needs --dtype float32"):
         TrainConfig().replace(precision="bf16", dtype="float64")
