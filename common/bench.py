@@ -30,15 +30,21 @@ selected framework's layout), in images/s.
 
 `--baseline book` also times the book's own code for the chapter
 (`dcgan_<fw>.book.book_step`, one call = one step of the book's loop, synced)
-with the same batch size and widths, each framework's project and book
-workers one after the other (project torch, book torch, project tf, ...) so
-that drift on a shared machine hits both alike; the project rows get
-ratio = project / book. `--rounds N` repeats that pair N times, alternately
-(project, book, project, book, ... for each framework): each kind's row then
+with the same batch size and widths. The project's and the book's workers
+are alive together and take their steps in turn (run_workers): each sets up
+alone, then step i runs in one while the other waits on a pipe, project
+then book for even i and book then project for odd i, each step timed in
+its own process as above. The project row gets ratio = the median over the
+steps of the book's step time over the project's (`step_seconds`, pair by
+pair; `step_clock` gives each timed step's wall-clock start and end). A
+shared machine's speed changes from one second to the next (measured here:
+one worker's steps at 40 and at 180 examples/s within a minute); it changes
+the two steps of a pair alike, and a ratio of two processes run one after
+the other moved from 1.6x to 5.3x between the rounds of one run.
+`--rounds N` repeats that N times with fresh processes: each kind's row then
 gives the median of its rounds' medians (`rounds_examples_per_sec` lists
-them), and the ratio is the median of the rounds' ratios (`ratios`), which a
-load that comes and goes moves far less than one pair (measured: one pair's
-ratio moved by ±15% between runs). The book runs in its default environment: for MXNet,
+them), and the ratio is the median of the rounds' ratios (`ratios`).
+The book runs in its default environment: for MXNet,
 its own OpenMP threading (DCGAN_MX_THREADS=default, see dcgan_mx/compat.py);
 the project's workers run as users run them. The book's code is float32
 only, so with --precision bf16 its rows stay fp32 (the ratio is then bf16
@@ -61,7 +67,8 @@ asserted by a test.
     {"framework", "kind", "examples_per_sec" (median), "mean", "min", "max", "ratio" (project rows:
      project / book, or null), "peak_rss_mb", "peak_gpu_mb" (null: "peak_gpu_note" says why),
      "device", "precision", "batch_size", "image_size", "n_G", "n_D", "latent_dim", "steps", "warmup",
-     "seed", "step_seconds" [timed], "warmup_seconds", "setup_seconds" (imports to compiled step),
+     "seed", "step_seconds" [timed], "step_clock" [[start, end] of each timed step, time.time()],
+     "warmup_seconds", "setup_seconds" (imports to compiled step),
      "omp_num_threads" (as the worker saw it), "threads" (the framework's intra-op count, where it
      tells), "versions"}
     or, for a framework that failed: {"framework", "kind", "error", "exit_status"}
@@ -84,6 +91,8 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +116,7 @@ BOOK_IMAGE_SIZE = 64  # the book's nets are 64x64 only
 # alone: set in the book's workers only (the book runs with MXNet's default threading).
 BOOK_ENV = {"DCGAN_MX_THREADS": "default"}
 WORKER_TIMEOUT_S = 3600
+TURN_READY = "common.bench: ready for the next step"  # a worker's line: it waits for its turn (run_workers)
 DATA_MIN_SECONDS = 0.3  # the data pipeline is timed over whole epochs, at least this long
 DATA_MAX_EPOCHS = 200
 RUN_FIELDS = ("batch_size", "image_size", "n_G", "n_D", "steps", "warmup", "precision", "seed")
@@ -242,22 +252,25 @@ def book_step(framework: str, args):
     return (lambda i: step()), core.describe_device(device), core.versions()
 
 
-def worker(framework: str, kind: str, args) -> dict:
-    """One framework's row, measured in this process (`--worker FW --kind KIND`)."""
+def worker(framework: str, kind: str, args, turns=None) -> dict:
+    """One framework's row, measured in this process (`--worker FW --kind KIND`).
+    turns(i), if given, is called before step i and returns once it is this
+    worker's turn (the parent's lockstep, see run_workers); the step's own
+    time is measured here either way."""
     t0 = time.perf_counter()
     one, device, versions = (project_step if kind == "project" else book_step)(framework, args)
     setup = time.perf_counter() - t0
-    warmup = []
-    for i in range(args.warmup):
-        t = time.perf_counter()
+    seconds, clock = [], []
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            gc.collect()
+        if turns:
+            turns(i)
+        start, t = time.time(), time.perf_counter()
         one(i)
-        warmup.append(time.perf_counter() - t)
-    gc.collect()
-    times = []
-    for i in range(args.warmup, args.warmup + args.steps):
-        t = time.perf_counter()
-        one(i)
-        times.append(time.perf_counter() - t)
+        seconds.append(time.perf_counter() - t)
+        clock.append([start, time.time()])
+    warmup, times = seconds[:args.warmup], seconds[args.warmup:]
     rates = [args.batch_size / t for t in times]
     gpu, gpu_note = peak_gpu_mb(framework, device)
     row = {"framework": framework, "kind": kind,
@@ -268,11 +281,19 @@ def worker(framework: str, kind: str, args) -> dict:
            "precision": "fp32" if kind == "book" else args.precision,
            "latent_dim": ModelSpec().latent_dim,
            "step_seconds": times, "warmup_seconds": warmup, "setup_seconds": setup,
+           "step_clock": clock[args.warmup:],
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "threads": intra_op_threads(framework),
            "versions": {**versions, "python": platform.python_version(), "numpy": np.__version__}}
     if gpu_note:
         row["peak_gpu_note"] = gpu_note
     return row
+
+
+def _stdin_turns(i: int) -> None:
+    """A worker's turn from the parent: it says `READY`, then waits for a line on stdin."""
+    print(TURN_READY, flush=True)
+    if not sys.stdin.readline():
+        raise SystemExit(1)  # the parent is gone
 
 
 # -- the parent ---------------------------------------------------------------------------
@@ -294,23 +315,85 @@ def worker_env(kind: str) -> dict:
     return env
 
 
-def run_worker(framework: str, kind: str, args) -> dict:
-    """A worker's row, or an error row ({framework, kind, error, exit_status})."""
-    try:
-        proc = subprocess.run(worker_argv(framework, kind, args), capture_output=True, text=True,
-                              env=worker_env(kind), timeout=WORKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"framework": framework, "kind": kind, "error": f"timed out after {WORKER_TIMEOUT_S} s",
-                "exit_status": None}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-    error = why[-1] if why else f"exit status {proc.returncode}"
-    prefix = f"{PROG}: error: "
-    return {"framework": framework, "kind": kind,
-            "error": error[len(prefix):] if error.startswith(prefix) else error,
-            "exit_status": proc.returncode}
+class _Worker:
+    """One worker process in the lockstep: its stdout is read a line at a
+    time (a framework's own prints are skipped), its stderr goes to a file (a
+    pipe nobody reads could fill up and stall it)."""
+
+    def __init__(self, framework: str, kind: str, args):
+        self.framework, self.kind, self.row = framework, kind, None
+        self.stderr = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(worker_argv(framework, kind, args), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=worker_env(kind))
+        self.timer = threading.Timer(WORKER_TIMEOUT_S, self.proc.kill)
+        self.timer.start()
+
+    def wait_ready(self) -> bool:
+        """Read up to its next turn's READY (True), or to its end (False:
+        after its row, or a failure; finish() tells which)."""
+        for line in self.proc.stdout:
+            if line.rstrip("\n") == TURN_READY:
+                return True
+            if line.startswith("{"):
+                self.row = json.loads(line)
+        return False
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> dict:
+        """Its row, or an error row ({framework, kind, error, exit_status})."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        returncode = self.proc.wait()
+        timed_out = not self.timer.is_alive() and returncode != 0
+        self.timer.cancel()
+        if self.row is not None and returncode == 0:
+            return self.row
+        if timed_out:
+            return {"framework": self.framework, "kind": self.kind,
+                    "error": f"timed out after {WORKER_TIMEOUT_S} s", "exit_status": None}
+        self.stderr.seek(0)
+        why = self.stderr.read().strip().splitlines()
+        error = why[-1] if why else f"exit status {returncode}"
+        prefix = f"{PROG}: error: "
+        return {"framework": self.framework, "kind": self.kind,
+                "error": error[len(prefix):] if error.startswith(prefix) else error, "exit_status": returncode}
+
+
+def run_workers(framework: str, kinds, args) -> dict:
+    """{kind: row}: each kind measured in a process of its own, the processes
+    alive together and stepping in turn. Each sets up alone, one after the
+    other; then step i runs in one worker while the others wait on a pipe, in
+    the order project, book for even i and book, project for odd i, so that a
+    machine whose speed changes from second to second (a shared one) changes
+    both of a pair's steps alike. A worker that fails gets an error row; the
+    others go on."""
+    workers, ready = [], []
+    for kind in kinds:  # set-ups one at a time: they are timed too
+        w = _Worker(framework, kind, args)
+        workers.append(w)
+        if w.wait_ready():
+            ready.append(w)
+    rows = {w.kind: w.finish() for w in workers if w not in ready}
+    for i in range(args.warmup + args.steps):
+        for w in list(ready if i % 2 == 0 else ready[::-1]):
+            w.go()
+            if not w.wait_ready():  # its last step done (it printed its row), or it failed
+                ready.remove(w)
+                rows[w.kind] = w.finish()
+    for w in ready:  # not reached by a worker that keeps the protocol
+        rows[w.kind] = w.finish()
+    return {kind: rows[kind] for kind in kinds}
+
+
+def step_ratio(project: dict, book: dict) -> float:
+    """project / book as the median over the lockstep's step pairs of the
+    book's step time over the project's (the same batch in each)."""
+    return statistics.median(b / p for p, b in zip(project["step_seconds"], book["step_seconds"], strict=True))
 
 
 def load_average() -> list[float] | None:
@@ -426,27 +509,26 @@ def parent(args, argv) -> int:
     status = 0
     kinds = KINDS if args.baseline == "book" else ("project",)
     for name in names:
-        rounds = []  # [{kind: row}], project and book alternately: drift hits both alike
+        rounds = []  # [{kind: row}], project and book stepping in turn (run_workers)
         for r in range(args.rounds):
-            pair = {}  # kind -> row
-            for kind in kinds:
-                if not is_installed(name):
-                    row = {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
-                else:
-                    if progress:
-                        print(f"  running {name} ({kind}){f', round {r + 1}' if args.rounds > 1 else ''}...",
-                              file=sys.stderr, flush=True)
-                    row = run_worker(name, kind, args)
-                pair[kind] = row
+            if not is_installed(name):
+                pair = {kind: {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
+                        for kind in kinds}
+            else:
+                if progress:
+                    print(f"  running {name} ({' and '.join(kinds)}){f', round {r + 1}' if args.rounds > 1 else ''}...",
+                          file=sys.stderr, flush=True)
+                pair = run_workers(name, kinds, args)
+            for row in pair.values():
                 if "error" in row:
                     status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
             rounds.append(pair)
             if any("error" in row for row in pair.values()):
                 break  # a failing worker fails again: one error row is enough
         rows = [combine_rounds([rnd[kind] for rnd in rounds]) for kind in kinds]
-        project, book = rows[0], (rows[1] if len(rows) > 1 else None)
+        project = rows[0]
         if "error" not in project:
-            ratios = [rnd["project"]["examples_per_sec"] / rnd["book"]["examples_per_sec"] for rnd in rounds
+            ratios = [step_ratio(rnd["project"], rnd["book"]) for rnd in rounds
                       if "book" in rnd and not any("error" in row for row in rnd.values())]
             project["ratio"] = statistics.median(ratios) if ratios else None
             if args.rounds > 1 and project["ratio"] is not None:
@@ -492,7 +574,7 @@ def build_parser() -> ArgumentParser:
                              "alternately), and report the medians and the median ratio (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--seed", type=cli_seed, default=0)
-    # A framework's own process (see run_worker): not for users.
+    # A framework's own process (see run_workers): not for users.
     parser.add_argument("--worker", choices=tuple(FRAMEWORKS), help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=KINDS, default="project", help=argparse.SUPPRESS)
     return parser
@@ -505,7 +587,7 @@ def main(argv=None) -> int:
     def run(argv):
         args = parser.parse_args(argv)
         if args.worker:
-            print(json.dumps(worker(args.worker, args.kind, args)), flush=True)
+            print(json.dumps(worker(args.worker, args.kind, args, _stdin_turns)), flush=True)
             return 0
         return parent(args, argv)
 

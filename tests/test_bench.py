@@ -23,7 +23,7 @@ INSTALLED = [name for name in SAFE_IMPORT_ORDER if name in helpers.BACKENDS]
 SMOKE = ["--n-g", "8", "--n-d", "8", "--image-size", "64", "--batch-size", "4", "--steps", "2", "--warmup", "1"]
 ROW_FIELDS = {"framework", "kind", "examples_per_sec", "mean", "min", "max", "peak_rss_mb", "peak_gpu_mb",
               "precision", "device", "batch_size", "image_size", "n_G", "n_D", "steps", "warmup", "versions",
-              "step_seconds", "warmup_seconds", "setup_seconds", "omp_num_threads", "threads"}
+              "step_seconds", "warmup_seconds", "setup_seconds", "step_clock", "omp_num_threads", "threads"}
 needs_a_framework = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
 
 
@@ -79,7 +79,16 @@ def test_the_command_runs_each_row_in_its_own_process_with_the_books_own_threadi
     for project, book in zip(body[::2], body[1::2]):
         check_row(project, "project")
         check_row(book, "book")
-        assert project["ratio"] == pytest.approx(project["examples_per_sec"] / book["examples_per_sec"])
+        # The two processes took their steps in turn, never together: project first on even
+        # steps, book first on odd ones; the ratio is the median over those pairs.
+        turns = sorted([(*span, "project") for span in project["step_clock"]]
+                       + [(*span, "book") for span in book["step_clock"]])
+        assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(turns, turns[1:]))
+        warmup = project["warmup"]
+        assert [kind for *_, kind in turns] == [k for i in range(warmup, warmup + project["steps"])
+                                                for k in (("project", "book") if i % 2 == 0 else ("book", "project"))]
+        pairs = sorted(b / p for p, b in zip(project["step_seconds"], book["step_seconds"]))
+        assert project["ratio"] == pytest.approx((pairs[0] + pairs[1]) / 2)  # the median of 2
         if project["framework"] == "mx":  # compat sizes the OpenMP pool for the project, not for the book
             assert project["omp_num_threads"] is not None and book["omp_num_threads"] is None
 
@@ -89,7 +98,8 @@ def test_the_command_runs_each_row_in_its_own_process_with_the_books_own_threadi
 def fake_row(framework, kind, args, rate):
     return {"framework": framework, "kind": kind, "examples_per_sec": rate, "mean": rate, "min": rate - 1,
             "max": rate + 1, "peak_rss_mb": 500.0, "peak_gpu_mb": None, "peak_gpu_note": "no GPU used",
-            "device": "cpu", "precision": args.precision, "batch_size": args.batch_size}
+            "device": "cpu", "precision": args.precision, "batch_size": args.batch_size,
+            "step_seconds": [args.batch_size / rate] * args.steps}
 
 
 @pytest.fixture
@@ -97,13 +107,14 @@ def fake_workers(monkeypatch):
     """torch works (project 30/s, book 20/s), tf's worker crashes, mx is not installed."""
     calls = []
 
-    def run_worker(framework, kind, args):
-        calls.append((framework, kind))
+    def run_workers(framework, kinds, args):
+        calls.extend((framework, kind) for kind in kinds)
         if framework == "tf":
-            return {"framework": "tf", "kind": kind, "error": "Segmentation fault", "exit_status": -11}
-        return fake_row(framework, kind, args, 30.0 if kind == "project" else 20.0)
+            return {kind: {"framework": "tf", "kind": kind, "error": "Segmentation fault", "exit_status": -11}
+                    for kind in kinds}
+        return {kind: fake_row(framework, kind, args, 30.0 if kind == "project" else 20.0) for kind in kinds}
 
-    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "run_workers", run_workers)
     monkeypatch.setattr(bench, "is_installed", lambda name: name != "mx")
     monkeypatch.setattr(bench, "DATA_MIN_SECONDS", 0.0)
     return calls
@@ -136,11 +147,11 @@ def test_json_output_reports_failures_as_error_rows(fake_workers, capsys):
 def test_rounds_alternate_project_and_book_and_report_the_median_ratio(monkeypatch, capsys):
     calls, rates = [], iter([30.0, 20.0, 40.0, 20.0, 27.0, 30.0])  # rounds' ratios 1.5, 2.0, 0.9
 
-    def run_worker(framework, kind, args):
-        calls.append((framework, kind))
-        return fake_row(framework, kind, args, next(rates))
+    def run_workers(framework, kinds, args):
+        calls.extend((framework, kind) for kind in kinds)
+        return {kind: fake_row(framework, kind, args, next(rates)) for kind in kinds}
 
-    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "run_workers", run_workers)
     monkeypatch.setattr(bench, "is_installed", lambda name: True)
     monkeypatch.setattr(bench, "DATA_MIN_SECONDS", 0.0)
     argv = ["--frameworks", "torch", "--baseline", "book", "--rounds", "3", "--batch-size", "4", "--steps", "2"]
