@@ -30,20 +30,23 @@ selected framework's layout), in images/s.
 
 `--baseline book` also times the book's own code for the chapter
 (`dcgan_<fw>.book.book_step`, one call = one step of the book's loop, synced)
-with the same batch size and widths. The project's and the book's workers
-are alive together and take their steps in turn (run_workers): each sets up
-alone, then step i runs in one while the other waits on a pipe, project
-then book for even i and book then project for odd i, each step timed in
-its own process as above. The project row gets ratio = the median over the
-steps of the book's step time over the project's (`step_seconds`, pair by
-pair; `step_clock` gives each timed step's wall-clock start and end). A
-shared machine's speed changes from one second to the next (measured here:
-one worker's steps at 40 and at 180 examples/s within a minute); it changes
-the two steps of a pair alike, and a ratio of two processes run one after
-the other moved from 1.6x to 5.3x between the rounds of one run.
-`--rounds N` repeats that N times with fresh processes: each kind's row then
-gives the median of its rounds' medians (`rounds_examples_per_sec` lists
-them), and the ratio is the median of the rounds' ratios (`ratios`).
+with the same batch size and widths. All the workers of a run (each
+framework's project and, with --baseline, book) are alive together and take
+their steps in turn (run_workers): each sets up alone, then step i runs in
+one while the others wait on a pipe, in the order project torch, book torch,
+project tf, ... for even i and the reverse for odd i, each step timed in its
+own process as above. A project row gets ratio = the median over the steps
+of the book's step time over the project's (`step_seconds`, pair by pair;
+`step_clock` gives each timed step's wall-clock start and end), and
+vs_fastest = the same against the fastest project of the run (1.0 for that
+one; null with one framework). A shared machine's speed changes from one
+second to the next (measured here: one worker's steps at 40 and at 180
+examples/s within a minute); it changes the steps compared alike, where two
+processes run one after the other gave 1.64x, 2.96x and 5.28x in the three
+rounds of one run. `--rounds N` repeats that N times with fresh processes:
+each kind's row then gives the median of its rounds' medians
+(`rounds_examples_per_sec` lists them), and ratio and vs_fastest are the
+medians of the rounds' (`ratios` lists the rounds' ratios).
 The book runs in its default environment: for MXNet,
 its own OpenMP threading (DCGAN_MX_THREADS=default, see dcgan_mx/compat.py);
 the project's workers run as users run them. The book's code is float32
@@ -65,7 +68,7 @@ asserted by a test.
      "layouts": {fw: layout}, "images", "batch_size", "image_size", "source"}
     per framework, "project" then (with --baseline book) "book":
     {"framework", "kind", "examples_per_sec" (median), "mean", "min", "max", "ratio" (project rows:
-     project / book, or null), "peak_rss_mb", "peak_gpu_mb" (null: "peak_gpu_note" says why),
+     project / book, or null), "vs_fastest" (project rows), "peak_rss_mb", "peak_gpu_mb" (null: "peak_gpu_note" says why),
      "device", "precision", "batch_size", "image_size", "n_G", "n_D", "latent_dim", "steps", "warmup",
      "seed", "step_seconds" [timed], "step_clock" [[start, end] of each timed step, time.time()],
      "warmup_seconds", "setup_seconds" (imports to compiled step),
@@ -364,36 +367,37 @@ class _Worker:
                 "error": error[len(prefix):] if error.startswith(prefix) else error, "exit_status": returncode}
 
 
-def run_workers(framework: str, kinds, args) -> dict:
-    """{kind: row}: each kind measured in a process of its own, the processes
-    alive together and stepping in turn. Each sets up alone, one after the
-    other; then step i runs in one worker while the others wait on a pipe, in
-    the order project, book for even i and book, project for odd i, so that a
-    machine whose speed changes from second to second (a shared one) changes
-    both of a pair's steps alike. A worker that fails gets an error row; the
-    others go on."""
+def run_workers(jobs, args) -> dict:
+    """{(framework, kind): row} for each (framework, kind) in jobs, each
+    measured in a process of its own, the processes alive together and
+    stepping in turn. Each sets up alone, one after the other; then step i
+    runs in one worker while the others wait on a pipe, in the jobs' order
+    for even i and the reverse for odd i (project torch, book torch, project
+    tf, ..., then back), so that a machine whose speed changes from second to
+    second (a shared one) changes the steps compared with each other alike. A
+    worker that fails gets an error row; the others go on."""
     workers, ready = [], []
-    for kind in kinds:  # set-ups one at a time: they are timed too
+    for framework, kind in jobs:  # set-ups one at a time: they are timed too
         w = _Worker(framework, kind, args)
         workers.append(w)
         if w.wait_ready():
             ready.append(w)
-    rows = {w.kind: w.finish() for w in workers if w not in ready}
+    rows = {(w.framework, w.kind): w.finish() for w in workers if w not in ready}
     for i in range(args.warmup + args.steps):
         for w in list(ready if i % 2 == 0 else ready[::-1]):
             w.go()
             if not w.wait_ready():  # its last step done (it printed its row), or it failed
                 ready.remove(w)
-                rows[w.kind] = w.finish()
+                rows[w.framework, w.kind] = w.finish()
     for w in ready:  # not reached by a worker that keeps the protocol
-        rows[w.kind] = w.finish()
-    return {kind: rows[kind] for kind in kinds}
+        rows[w.framework, w.kind] = w.finish()
+    return {job: rows[job] for job in jobs}
 
 
-def step_ratio(project: dict, book: dict) -> float:
-    """project / book as the median over the lockstep's step pairs of the
-    book's step time over the project's (the same batch in each)."""
-    return statistics.median(b / p for p, b in zip(project["step_seconds"], book["step_seconds"], strict=True))
+def step_ratio(row: dict, other: dict) -> float:
+    """row's speed over other's, as the median over the lockstep's step pairs
+    of other's step time over row's (the same batch in each)."""
+    return statistics.median(o / r for r, o in zip(row["step_seconds"], other["step_seconds"], strict=True))
 
 
 def load_average() -> list[float] | None:
@@ -508,31 +512,46 @@ def parent(args, argv) -> int:
 
     status = 0
     kinds = KINDS if args.baseline == "book" else ("project",)
+    rounds = {name: [] for name in names}  # per framework: [{kind: row}], every worker stepping in turn
+    for r in range(args.rounds):
+        jobs = [(name, kind) for name in names for kind in kinds
+                if is_installed(name) and not any("error" in row for rnd in rounds[name] for row in rnd.values())]
+        if r and not jobs:
+            break
+        if progress and jobs:
+            print(f"  running {', '.join(f'{n} ({k})' for n, k in jobs)} in turn"
+                  f"{f', round {r + 1}' if args.rounds > 1 else ''}...", file=sys.stderr, flush=True)
+        measured = run_workers(jobs, args) if jobs else {}
+        for name in names:
+            if r == 0 and not is_installed(name):
+                rounds[name].append({kind: {"framework": name, "kind": kind, "error": install_hint(name),
+                                            "exit_status": None} for kind in kinds})
+            elif (name, kinds[0]) in measured:  # a failing worker fails again: one error row is enough
+                rounds[name].append({kind: measured[name, kind] for kind in kinds})
+        for row in measured.values():
+            if "error" in row:
+                status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
+    # Each framework's project against the fastest project of the same round, step by step.
+    vs_fastest = {name: [] for name in names}
+    for r in range(args.rounds):
+        projects = {name: rnd[r]["project"] for name, rnd in rounds.items()
+                    if len(rnd) > r and "error" not in rnd[r]["project"]}
+        if len(projects) > 1:
+            fastest = max(projects.values(), key=lambda row: row["examples_per_sec"])
+            for name, row in projects.items():
+                vs_fastest[name].append(step_ratio(row, fastest))
+    table = []
     for name in names:
-        rounds = []  # [{kind: row}], project and book stepping in turn (run_workers)
-        for r in range(args.rounds):
-            if not is_installed(name):
-                pair = {kind: {"framework": name, "kind": kind, "error": install_hint(name), "exit_status": None}
-                        for kind in kinds}
-            else:
-                if progress:
-                    print(f"  running {name} ({' and '.join(kinds)}){f', round {r + 1}' if args.rounds > 1 else ''}...",
-                          file=sys.stderr, flush=True)
-                pair = run_workers(name, kinds, args)
-            for row in pair.values():
-                if "error" in row:
-                    status = max(status, EXIT_USAGE if row["exit_status"] == EXIT_USAGE else EXIT_FAILURE)
-            rounds.append(pair)
-            if any("error" in row for row in pair.values()):
-                break  # a failing worker fails again: one error row is enough
-        rows = [combine_rounds([rnd[kind] for rnd in rounds]) for kind in kinds]
+        rows = [combine_rounds([rnd[kind] for rnd in rounds[name]]) for kind in kinds]
         project = rows[0]
         if "error" not in project:
-            ratios = [step_ratio(rnd["project"], rnd["book"]) for rnd in rounds
+            ratios = [step_ratio(rnd["project"], rnd["book"]) for rnd in rounds[name]
                       if "book" in rnd and not any("error" in row for row in rnd.values())]
             project["ratio"] = statistics.median(ratios) if ratios else None
             if args.rounds > 1 and project["ratio"] is not None:
                 project["ratios"] = ratios
+            project["vs_fastest"] = statistics.median(vs_fastest[name]) if vs_fastest[name] else None
+            table.append((project["vs_fastest"], name))
         if emit:
             for row in rows:
                 emit(row)
@@ -541,6 +560,10 @@ def parent(args, argv) -> int:
         else:
             print(f"\n{name}")
             print(framework_table(rows))
+    compared = sorted((x, name) for x, name in table if x is not None)
+    if compared and not emit:
+        print(f"\nslowest / fastest (the projects' steps, pair by pair): {compared[0][0]:.2f}x "
+              f"({compared[0][1]} against {compared[-1][1]})")
 
     info = machine(argv, load_before)
     if emit:

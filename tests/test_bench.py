@@ -107,12 +107,10 @@ def fake_workers(monkeypatch):
     """torch works (project 30/s, book 20/s), tf's worker crashes, mx is not installed."""
     calls = []
 
-    def run_workers(framework, kinds, args):
-        calls.extend((framework, kind) for kind in kinds)
-        if framework == "tf":
-            return {kind: {"framework": "tf", "kind": kind, "error": "Segmentation fault", "exit_status": -11}
-                    for kind in kinds}
-        return {kind: fake_row(framework, kind, args, 30.0 if kind == "project" else 20.0) for kind in kinds}
+    def run_workers(jobs, args):
+        calls.extend(jobs)
+        return {(fw, kind): {"framework": "tf", "kind": kind, "error": "Segmentation fault", "exit_status": -11}
+                if fw == "tf" else fake_row(fw, kind, args, 30.0 if kind == "project" else 20.0) for fw, kind in jobs}
 
     monkeypatch.setattr(bench, "run_workers", run_workers)
     monkeypatch.setattr(bench, "is_installed", lambda name: name != "mx")
@@ -147,9 +145,9 @@ def test_json_output_reports_failures_as_error_rows(fake_workers, capsys):
 def test_rounds_alternate_project_and_book_and_report_the_median_ratio(monkeypatch, capsys):
     calls, rates = [], iter([30.0, 20.0, 40.0, 20.0, 27.0, 30.0])  # rounds' ratios 1.5, 2.0, 0.9
 
-    def run_workers(framework, kinds, args):
-        calls.extend((framework, kind) for kind in kinds)
-        return {kind: fake_row(framework, kind, args, next(rates)) for kind in kinds}
+    def run_workers(jobs, args):
+        calls.extend(jobs)
+        return {(fw, kind): fake_row(fw, kind, args, next(rates)) for fw, kind in jobs}
 
     monkeypatch.setattr(bench, "run_workers", run_workers)
     monkeypatch.setattr(bench, "is_installed", lambda name: True)
@@ -165,6 +163,33 @@ def test_rounds_alternate_project_and_book_and_report_the_median_ratio(monkeypat
     rates = iter([30.0, 20.0, 40.0, 20.0, 27.0, 30.0])
     assert bench.main(argv) == 0
     assert "project / book: 1.50x (the median of 3 rounds: 1.50, 2.00, 0.90)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("failing", [None, "tf"])
+def test_all_frameworks_step_in_the_same_turns_and_each_is_compared_with_the_fastest(monkeypatch, capsys, failing):
+    calls, rates = [], {"torch": 30.0, "tf": 24.0, "mx": 40.0}
+
+    def run_workers(jobs, args):
+        calls.append(list(jobs))
+        return {(fw, kind): {"framework": fw, "kind": kind, "error": "Segmentation fault", "exit_status": -11}
+                if fw == failing else fake_row(fw, kind, args, rates[fw] if kind == "project" else 20.0)
+                for fw, kind in jobs}
+
+    monkeypatch.setattr(bench, "run_workers", run_workers)
+    monkeypatch.setattr(bench, "is_installed", lambda name: True)
+    monkeypatch.setattr(bench, "DATA_MIN_SECONDS", 0.0)
+    argv = ["--baseline", "book", "--rounds", "2", "--batch-size", "4", "--steps", "2"]
+    assert bench.main([*argv, "--json"]) == (1 if failing else 0)
+    every = [(fw, kind) for fw in ("torch", "tf", "mx") for kind in ("project", "book")]
+    assert calls == [every, [job for job in every if job[0] != failing]]  # one lockstep a round; a failure ends its rounds
+    projects = {r["framework"]: r for r in map(json.loads, capsys.readouterr().out.splitlines()) if r["kind"] == "project"}
+    if failing:
+        assert projects["tf"]["error"] == "Segmentation fault" and projects["torch"]["vs_fastest"] == pytest.approx(0.75)
+        return
+    assert {fw: r["vs_fastest"] for fw, r in projects.items()} == pytest.approx({"torch": 0.75, "tf": 0.6, "mx": 1.0})
+    assert projects["tf"]["ratio"] == pytest.approx(1.2)
+    assert bench.main(argv) == 0
+    assert "slowest / fastest (the projects' steps, pair by pair): 0.60x (tf against mx)" in capsys.readouterr().out
 
 
 def test_a_failing_worker_ends_its_rounds(fake_workers, capsys):
