@@ -342,8 +342,11 @@ class _Worker:
         return False
 
     def go(self) -> None:
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except OSError:  # it has died since its READY: wait_ready then reads its end
+            pass
 
     def finish(self) -> dict:
         """Its row, or an error row ({framework, kind, error, exit_status})."""
@@ -355,12 +358,14 @@ class _Worker:
         timed_out = not self.timer.is_alive() and returncode != 0
         self.timer.cancel()
         if self.row is not None and returncode == 0:
+            self.stderr.close()
             return self.row
         if timed_out:
             return {"framework": self.framework, "kind": self.kind,
                     "error": f"timed out after {WORKER_TIMEOUT_S} s", "exit_status": None}
         self.stderr.seek(0)
         why = self.stderr.read().strip().splitlines()
+        self.stderr.close()
         error = why[-1] if why else f"exit status {returncode}"
         prefix = f"{PROG}: error: "
         return {"framework": self.framework, "kind": self.kind,
