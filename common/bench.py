@@ -310,6 +310,8 @@ def worker_argv(framework: str, kind: str, args) -> list[str]:
 
 def worker_env(kind: str) -> dict:
     env = quiet_env()
+    # The workers share the device (run_workers): TensorFlow would take nearly all of a GPU's memory at start.
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if kind == "book":
         env.update(BOOK_ENV)
     else:  # as users run it: compat's own thread setting applies
@@ -321,24 +323,35 @@ def worker_env(kind: str) -> dict:
 class _Worker:
     """One worker process in the lockstep: its stdout is read a line at a
     time (a framework's own prints are skipped), its stderr goes to a file (a
-    pipe nobody reads could fill up and stall it)."""
+    pipe nobody reads could fill up and stall it). It is killed after
+    `timeout` seconds from its start."""
 
-    def __init__(self, framework: str, kind: str, args):
-        self.framework, self.kind, self.row = framework, kind, None
+    def __init__(self, framework: str, kind: str, args, timeout: float):
+        self.framework, self.kind, self.row, self.timeout, self.timed_out = framework, kind, None, timeout, False
         self.stderr = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(worker_argv(framework, kind, args), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=worker_env(kind))
-        self.timer = threading.Timer(WORKER_TIMEOUT_S, self.proc.kill)
+        self.timer = threading.Timer(timeout, self._kill)
+        self.timer.daemon = True  # an error in the parent must not wait for it
         self.timer.start()
+
+    def _kill(self) -> None:
+        self.timed_out = True
+        self.proc.kill()
 
     def wait_ready(self) -> bool:
         """Read up to its next turn's READY (True), or to its end (False:
-        after its row, or a failure; finish() tells which)."""
+        after its row, or a failure; finish() tells which). A framework's
+        own output may precede READY on its line, and lines of it that look
+        like JSON are skipped."""
         for line in self.proc.stdout:
-            if line.rstrip("\n") == TURN_READY:
+            if line.rstrip("\n").endswith(TURN_READY):
                 return True
             if line.startswith("{"):
-                self.row = json.loads(line)
+                try:
+                    self.row = json.loads(line)
+                except json.JSONDecodeError:
+                    pass
         return False
 
     def go(self) -> None:
@@ -355,14 +368,15 @@ class _Worker:
         except OSError:
             pass
         returncode = self.proc.wait()
-        timed_out = not self.timer.is_alive() and returncode != 0
         self.timer.cancel()
+        self.proc.stdout.close()
         if self.row is not None and returncode == 0:
             self.stderr.close()
             return self.row
-        if timed_out:
+        if self.timed_out:
+            self.stderr.close()
             return {"framework": self.framework, "kind": self.kind,
-                    "error": f"timed out after {WORKER_TIMEOUT_S} s", "exit_status": None}
+                    "error": f"timed out after {self.timeout:.0f} s", "exit_status": None}
         self.stderr.seek(0)
         why = self.stderr.read().strip().splitlines()
         self.stderr.close()
@@ -381,21 +395,28 @@ def run_workers(jobs, args) -> dict:
     tf, ..., then back), so that a machine whose speed changes from second to
     second (a shared one) changes the steps compared with each other alike. A
     worker that fails gets an error row; the others go on."""
-    workers, ready = [], []
-    for framework, kind in jobs:  # set-ups one at a time: they are timed too
-        w = _Worker(framework, kind, args)
-        workers.append(w)
-        if w.wait_ready():
-            ready.append(w)
-    rows = {(w.framework, w.kind): w.finish() for w in workers if w not in ready}
-    for i in range(args.warmup + args.steps):
-        for w in list(ready if i % 2 == 0 else ready[::-1]):
-            w.go()
-            if not w.wait_ready():  # its last step done (it printed its row), or it failed
-                ready.remove(w)
-                rows[w.framework, w.kind] = w.finish()
-    for w in ready:  # not reached by a worker that keeps the protocol
-        rows[w.framework, w.kind] = w.finish()
+    workers, ready, rows = [], [], {}
+    try:
+        for framework, kind in jobs:  # set-ups one at a time: they are timed too
+            w = _Worker(framework, kind, args, WORKER_TIMEOUT_S * len(jobs))  # each waits for the others' turns
+            workers.append(w)
+            if w.wait_ready():
+                ready.append(w)
+            else:
+                rows[framework, kind] = w.finish()
+        for i in range(args.warmup + args.steps):
+            for w in list(ready if i % 2 == 0 else ready[::-1]):
+                w.go()
+                if not w.wait_ready():  # its last step done (it printed its row), or it failed
+                    ready.remove(w)
+                    rows[w.framework, w.kind] = w.finish()
+        for w in ready:  # not reached by a worker that keeps the protocol
+            rows[w.framework, w.kind] = w.finish()
+    finally:  # an error or Ctrl-C here: no worker is left behind
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.finish()
     return {job: rows[job] for job in jobs}
 
 
@@ -598,8 +619,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--baseline", choices=("book",), help="also time the book's own code: project/book")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="time each framework this many times (with --baseline: project and book "
-                             "alternately), and report the medians and the median ratio (default 1)")
+                        help="repeat the run this many times, fresh processes each time, and report the "
+                             "medians and the median ratio (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--seed", type=cli_seed, default=0)
     # A framework's own process (see run_workers): not for users.

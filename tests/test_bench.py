@@ -199,6 +199,59 @@ def test_a_failing_worker_ends_its_rounds(fake_workers, capsys):
     assert rows[1]["error"] == "Segmentation fault"
 
 
+FAKE_WORKER = """
+import json, sys
+print("{{not json, but a framework's chatter", flush=True)
+for i in range({turns}):
+    print("more chatter, no newline: ", end="")
+    print({ready!r}, flush=True)
+    if not sys.stdin.readline():
+        sys.exit(1)
+    if {die} and i == 1:
+        print("boom", file=sys.stderr)
+        sys.exit(7)
+print(json.dumps({{"framework": "torch", "kind": {kind!r}, "step_seconds": [0.5] * {steps}}}), flush=True)
+"""
+
+
+@pytest.fixture
+def fake_processes(monkeypatch):
+    """run_workers' workers as tiny scripts: the project's keeps the protocol
+    through a framework's stray output; the book's dies at its second turn."""
+    started = []
+
+    class Worker(bench._Worker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def argv(framework, kind, args):
+        script = FAKE_WORKER.format(turns=args.warmup + args.steps, ready=bench.TURN_READY, die=kind == "book",
+                                    kind=kind, steps=args.steps)
+        return [sys.executable, "-c", script]
+
+    monkeypatch.setattr(bench, "worker_argv", argv)
+    monkeypatch.setattr(bench, "_Worker", Worker)
+    return started
+
+
+def test_the_lockstep_survives_stray_output_and_a_dying_worker(fake_processes):
+    args = bench.build_parser().parse_args(["--steps", "3", "--warmup", "1"])
+    rows = bench.run_workers([("torch", "project"), ("torch", "book")], args)
+    assert rows["torch", "project"] == {"framework": "torch", "kind": "project", "step_seconds": [0.5] * 3}
+    assert rows["torch", "book"] == {"framework": "torch", "kind": "book", "error": "boom", "exit_status": 7}
+    assert all(w.proc.poll() is not None for w in fake_processes)
+
+
+def test_an_error_in_the_parent_leaves_no_worker_behind(fake_processes, monkeypatch):
+    monkeypatch.setattr(bench._Worker, "go", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = bench.build_parser().parse_args(["--steps", "3", "--warmup", "1"])
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_workers([("torch", "project"), ("torch", "book")], args)
+    assert len(fake_processes) == 2 and all(w.proc.poll() is not None for w in fake_processes)
+    assert not any(w.timer.is_alive() for w in fake_processes)
+
+
 def test_only_the_books_worker_gets_mxnets_default_threading(monkeypatch):
     monkeypatch.setenv("DCGAN_MX_THREADS", "default")  # even if the user's shell had it
     assert bench.worker_env("book")["DCGAN_MX_THREADS"] == "default"
