@@ -129,29 +129,34 @@ class _GemmWeightGradient(torch.autograd.Function):
         return dX, dW, None, None, None
 
 
-def _small_map_forward(conv, forward, X):
+def _small_map_forward(conv, forward, X, *args, **kwargs):
     """conv(X), through _GemmWeightGradient under bfloat16 autocast on the CPU
-    when the map its weight gradient sums over (a convolution's output, a
-    transposed convolution's input) is at most _SMALL_MAP on each side."""
+    when X is a float32 or bfloat16 batch and the map its weight gradient sums
+    over (a convolution's output, a transposed convolution's input) is at most
+    _SMALL_MAP on each side; anything else (an output_size, other dtypes,
+    unbatched input) is the module's own forward."""
+    if (args or kwargs or X.dim() != 4 or X.dtype not in (torch.float32, torch.bfloat16)
+            or not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") != torch.bfloat16):
+        return forward(X, *args, **kwargs)
     transposed = isinstance(conv, torch.nn.ConvTranspose2d)
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     summed = X.shape[2:] if transposed else [(n + 2 * p - k) // s + 1 for n in X.shape[2:]]
-    if max(summed) > _SMALL_MAP or not torch.is_autocast_enabled("cpu"):
+    if max(summed) > _SMALL_MAP:
         return forward(X)
     with torch.autocast("cpu", enabled=False):
         return _GemmWeightGradient.apply(X.to(torch.bfloat16), conv.weight.to(torch.bfloat16), transposed, s, p)
 
 
 def _gemm_small_map_weight_gradients(*nets) -> None:
-    """Give the nets' plain square convolutions _small_map_forward (in place).
-    Measured with --precision bf16 on the 2-core CPU at 64x64, widths 64: the
-    step 1.16x as fast (README, Performance)."""
+    """Give the nets' plain square convolutions _small_map_forward (in place;
+    once, however often it is called). Measured with --precision bf16 on the
+    2-core CPU at 64x64, widths 64: the step 1.16x as fast (README, Performance)."""
     for conv in (m for net in nets for m in net.modules()):
         plain = (isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and conv.bias is None
                  and conv.groups == 1 and conv.padding_mode == "zeros" and set(conv.dilation) == {1}
                  and set(getattr(conv, "output_padding", (0,))) == {0} and len(set(conv.kernel_size)) == 1
                  and len(set(conv.stride)) == 1 and len(set(conv.padding)) == 1)
-        if plain:
+        if plain and "forward" not in vars(conv):
             conv.forward = functools.partial(_small_map_forward, conv, conv.forward)
 
 

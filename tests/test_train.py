@@ -2,6 +2,7 @@
 frameworks, and one-line errors for bad input. CLIs run in-process (their
 `main(argv)`), except where a real signal needs a real process."""
 
+import copy
 import json
 
 import numpy as np
@@ -299,6 +300,38 @@ def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(monkeypatch
     for name in want:
         error = np.linalg.norm(got[name] - want[name]) / np.linalg.norm(want[name])
         assert error < 0.02, (name, error)  # bfloat16 carries 8 bits: ~0.004 per rounding
+
+
+@needs_torch
+def test_pytorch_small_map_route_leaves_everything_else_to_the_module(monkeypatch):
+    """The route is taken once however often it is given, and only for a
+    float32/bfloat16 batch under bfloat16 autocast: float64, float16 autocast
+    and ConvTranspose2d's output_size get the module's own forward."""
+    import torch
+    import dcgan_torch.train as train
+    conv, calls, real = torch.nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), [], train._GemmWeightGradient
+    own = copy.deepcopy(conv)
+    train._gemm_small_map_weight_gradients(conv)
+    train._gemm_small_map_weight_gradients(conv)
+    assert conv.forward.func is train._small_map_forward and conv.forward.args[1].__self__ is conv  # wrapped once
+
+    class Recorder:
+        @staticmethod
+        def apply(*args):
+            calls.append(1)
+            return real.apply(*args)
+
+    monkeypatch.setattr(train, "_GemmWeightGradient", Recorder)
+    X = torch.randn(2, 8, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+        assert conv(X).dtype == own(X).dtype == torch.bfloat16 and calls == [1]
+        assert conv(X, output_size=[9, 9]).shape == own(X, output_size=[9, 9]).shape == (2, 4, 9, 9)
+        conv.double(), own.double()
+        assert conv(X.double()).dtype == own(X.double()).dtype
+        conv.float(), own.float()
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert conv(X).dtype == own(X).dtype == torch.float16
+    assert calls == [1]
 
 
 def test_bf16_needs_float32():
