@@ -370,16 +370,14 @@ class _Worker:
         returncode = self.proc.wait()
         self.timer.cancel()
         self.proc.stdout.close()
-        if self.row is not None and returncode == 0:
-            self.stderr.close()
-            return self.row
-        if self.timed_out:
-            self.stderr.close()
-            return {"framework": self.framework, "kind": self.kind,
-                    "error": f"timed out after {self.timeout:.0f} s", "exit_status": None}
         self.stderr.seek(0)
         why = self.stderr.read().strip().splitlines()
         self.stderr.close()
+        if self.row is not None and returncode == 0:
+            return self.row
+        if self.timed_out:
+            return {"framework": self.framework, "kind": self.kind,
+                    "error": f"timed out after {self.timeout:.0f} s", "exit_status": None}
         error = why[-1] if why else f"exit status {returncode}"
         prefix = f"{PROG}: error: "
         return {"framework": self.framework, "kind": self.kind,
@@ -418,6 +416,11 @@ def run_workers(jobs, args) -> dict:
                 w.proc.kill()
                 w.finish()
     return {job: rows[job] for job in jobs}
+
+
+def _failed(measured: dict) -> bool:
+    """Whether any row of one round's {kind: row} is an error row."""
+    return any("error" in row for row in measured.values())
 
 
 def step_ratio(row: dict, other: dict) -> float:
@@ -541,7 +544,7 @@ def parent(args, argv) -> int:
     rounds = {name: [] for name in names}  # per framework: [{kind: row}], every worker stepping in turn
     for r in range(args.rounds):
         jobs = [(name, kind) for name in names for kind in kinds
-                if is_installed(name) and not any("error" in row for rnd in rounds[name] for row in rnd.values())]
+                if is_installed(name) and not any(map(_failed, rounds[name]))]
         if r and not jobs:
             break
         if progress and jobs:
@@ -572,7 +575,7 @@ def parent(args, argv) -> int:
         project = rows[0]
         if "error" not in project:
             ratios = [step_ratio(rnd["project"], rnd["book"]) for rnd in rounds[name]
-                      if "book" in rnd and not any("error" in row for row in rnd.values())]
+                      if "book" in rnd and not _failed(rnd)]
             project["ratio"] = statistics.median(ratios) if ratios else None
             if args.rounds > 1 and project["ratio"] is not None:
                 project["ratios"] = ratios

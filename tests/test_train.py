@@ -253,17 +253,10 @@ def test_pytorch_weight_gradient_as_one_matrix_product_is_the_convolutions_own(
     torch.testing.assert_close(dW, expected[1], rtol=1e-12, atol=1e-12)  # no input gradient asked for
 
 
-@needs_torch
-def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(monkeypatch):
-    """Under --precision bf16 on the CPU, the layers whose weight gradient sums
-    over a 4x4 map or less (at 16x16: G's first two, D's last two) go through
-    _GemmWeightGradient, in every pass; fp32 goes through none. The gradients
-    agree with autocast's own to bfloat16 rounding."""
-    import torch
+@pytest.fixture
+def gemm_calls(monkeypatch):
+    """The weight shape of every call to dcgan_torch.train._GemmWeightGradient, in order."""
     import dcgan_torch.train as train
-    from common.spec import ModelSpec
-    from common.weights import init_weights
-    b, spec = BACKENDS["torch"], ModelSpec(n_G=16, n_D=8, image_size=16)
     real, calls = train._GemmWeightGradient, []
 
     class Recorder:
@@ -273,6 +266,20 @@ def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(monkeypatch
             return real.apply(X, W, *args)
 
     monkeypatch.setattr(train, "_GemmWeightGradient", Recorder)
+    return calls
+
+
+@needs_torch
+def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(gemm_calls):
+    """Under --precision bf16 on the CPU, the layers whose weight gradient sums
+    over a 4x4 map or less (at 16x16: G's first two, D's last two) go through
+    _GemmWeightGradient, in every pass; fp32 goes through none. The gradients
+    agree with autocast's own to bfloat16 rounding."""
+    import torch
+    import dcgan_torch.train as train
+    from common.spec import ModelSpec
+    from common.weights import init_weights
+    b, spec, calls = BACKENDS["torch"], ModelSpec(n_G=16, n_D=8, image_size=16), gemm_calls
     X = b.to_tensor(np.random.default_rng(0).uniform(-1, 1, spec.input_shape("D", 8, "NCHW")).astype(np.float32))
     Z = b.to_tensor(sample_noise(0, 8, spec.latent_dim))
 
@@ -303,35 +310,27 @@ def test_pytorch_bf16_takes_the_matrix_product_for_the_4x4_maps_only(monkeypatch
 
 
 @needs_torch
-def test_pytorch_small_map_route_leaves_everything_else_to_the_module(monkeypatch):
+def test_pytorch_small_map_route_leaves_everything_else_to_the_module(gemm_calls):
     """The route is taken once however often it is given, and only for a
     float32/bfloat16 batch under bfloat16 autocast: float64, float16 autocast
     and ConvTranspose2d's output_size get the module's own forward."""
     import torch
     import dcgan_torch.train as train
-    conv, calls, real = torch.nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), [], train._GemmWeightGradient
+    conv, calls = torch.nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), gemm_calls
     own = copy.deepcopy(conv)
     train._gemm_small_map_weight_gradients(conv)
     train._gemm_small_map_weight_gradients(conv)
     assert conv.forward.func is train._small_map_forward and conv.forward.args[1].__self__ is conv  # wrapped once
-
-    class Recorder:
-        @staticmethod
-        def apply(*args):
-            calls.append(1)
-            return real.apply(*args)
-
-    monkeypatch.setattr(train, "_GemmWeightGradient", Recorder)
     X = torch.randn(2, 8, 4, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
-        assert conv(X).dtype == own(X).dtype == torch.bfloat16 and calls == [1]
+        assert conv(X).dtype == own(X).dtype == torch.bfloat16 and calls == [(8, 4, 4, 4)]
         assert conv(X, output_size=[9, 9]).shape == own(X, output_size=[9, 9]).shape == (2, 4, 9, 9)
         conv.double(), own.double()
         assert conv(X.double()).dtype == own(X.double()).dtype
         conv.float(), own.float()
     with torch.autocast("cpu", dtype=torch.float16):
         assert conv(X).dtype == own(X).dtype == torch.float16
-    assert calls == [1]
+    assert calls == [(8, 4, 4, 4)]
 
 
 def test_bf16_needs_float32():
