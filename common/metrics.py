@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data import PALETTE, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes
+from common.data import (COLOUR_NAMES, PALETTE, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes,
+                         shape_colours)
 from common.errors import DataError, UsageError
 from common.files import atomic_write
 
@@ -381,7 +382,9 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 # What it sees. Each image is reduced to colour-free maps, from its own pixels:
 #   b  the background colour: the median of the outermost ring of pixels;
 #   f  the foreground colour: the mean of the pixels at least 90% as far from b as the
-#      farthest one (the shape's inside, not its anti-aliased edge);
+#      farthest one (the shape's inside, not its anti-aliased edge), among those near the
+#      shape's mean colour (so that a few pixels of another colour, a white glint on a red
+#      shape, say, do not make the foreground);
 #   s  each pixel's position on the line from b (0) to f (1)   (the shape's silhouette)
 #   t  how far s is from 0 or 1, times 2, clipped to [0, 1]      (0 on a clean two-colour image)
 #   r  the distance off that line, relative to |f - b|           (colour noise; 3 channels only)
@@ -408,10 +411,9 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 # colour; farther than 0.15 from every palette colour, in [0, 1] RGB, is "other"). The Fréchet
 # distance is taken in the 64-d penultimate layer, against 2,048 fixed real images (seed 12345).
 
-JUDGE_VERSION = "judge-v3"  # bump when anything above changes: cached judges are then retrained
+JUDGE_VERSION = "judge-v4"  # bump when anything above changes: cached judges are then retrained
 JUDGE_THRESHOLD = 0.9
 JUDGE_CLASSES = SHAPE_KINDS + ("other",)
-COLOUR_NAMES = ("red", "green", "yellow", "blue", "white", "black")
 OFF_PALETTE = 0.15  # farther than this from every palette colour ([0, 1] RGB) is "other"
 JUDGE_INPUT_SIZE = 32  # maps of larger images are pooled to this
 JUDGE_HIDDEN = (256, 64)
@@ -419,7 +421,6 @@ JUDGE_TRAIN_IMAGES = 8000  # of each: clean, degraded
 JUDGE_EPOCHS = 6
 JUDGE_REAL_IMAGES, JUDGE_REAL_SEED = 2048, 12345
 _GRAY = np.float32([0.299, 0.587, 0.114])  # as make_shapes(channels=1)
-assert len(COLOUR_NAMES) == len(PALETTE)
 
 
 def _planes(x01: np.ndarray) -> np.ndarray:
@@ -435,19 +436,35 @@ def _colours_and_maps(planes: np.ndarray):
     b = np.median(border, axis=2).astype(np.float32)
     diff = planes - b[:, :, None, None]
     d2 = sum(diff[:, k] * diff[:, k] for k in range(c))
-    # Pixels at least 90% as far from b as the farthest: the shape's fully covered inside, not its
-    # anti-aliased edge (whose pixels mix the two colours).
-    far = d2 >= (0.81 * d2.reshape(n, -1).max(axis=1))[:, None, None]
-    far &= d2 > 0
-    count = np.maximum(far.sum(axis=(1, 2)), 1)
-    f = np.stack([(planes[:, k] * far).sum(axis=(1, 2)) / count for k in range(c)], axis=1)
-    f = np.where((far.sum(axis=(1, 2)) > 0)[:, None], f, b).astype(np.float32)
+    # The shape's pixels: at least half as far from b as the farthest one. Their mean colour is
+    # the shape's colour, and f the mean of the pixels near it (within half of its distance from
+    # b) that are at least 90% as far from b as the farthest of those: the shape's inside, not its
+    # anti-aliased edge, and not a few pixels of another colour (a white glint on a red triangle
+    # is farther from black than red is).
+    shape = (d2 >= (0.25 * _image_max(d2))[:, None, None]) & (d2 > 0)
+    colour = _masked_mean(planes, shape, b)
+    near = shape & (sum((planes[:, k] - colour[:, k, None, None]) ** 2 for k in range(c))
+                    <= 0.25 * ((colour - b) ** 2).sum(axis=1)[:, None, None])
+    far = near & (d2 >= (0.81 * _image_max(np.where(near, d2, 0)))[:, None, None])
+    f = _masked_mean(planes, far, colour)
     e = f - b
     c2 = (e * e).sum(axis=1) + np.float32(1e-6)
     s = sum(diff[:, k] * (e[:, k] / c2)[:, None, None] for k in range(c))
     t = np.clip(2 * np.minimum(np.abs(s), np.abs(1 - s)), 0, 1)
     r = np.sqrt(np.clip(d2 / c2[:, None, None] - s * s, 0, 1)) if c == 3 else None
     return b, f, s.astype(np.float32), t.astype(np.float32), r if r is None else r.astype(np.float32)
+
+
+def _image_max(maps: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N,): each map's largest value."""
+    return maps.reshape(len(maps), -1).max(axis=1)
+
+
+def _masked_mean(planes: np.ndarray, mask: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """(N, C): each image's mean colour over its pixels in mask (N, H, W); default where none is."""
+    count = mask.sum(axis=(1, 2))
+    mean = np.stack([(planes[:, k] * mask).sum(axis=(1, 2)) for k in range(planes.shape[1])], axis=1)
+    return np.where((count > 0)[:, None], mean / np.maximum(count, 1)[:, None], default).astype(np.float32)
 
 
 def judge_inputs(images) -> np.ndarray:
@@ -533,10 +550,8 @@ def gaussian_blur(images: np.ndarray, sigma) -> np.ndarray:
 
 
 def _paint(mask: np.ndarray, channels: int, rng) -> np.ndarray:
-    """Boolean masks (N, S, S) -> float NHWC [0, 1] images in two distinct palette colours."""
-    n = len(mask)
-    bg = rng.integers(0, len(PALETTE), n)
-    fg = (bg + rng.integers(1, len(PALETTE), n)) % len(PALETTE)
+    """Boolean masks (N, S, S) -> float NHWC [0, 1] images coloured as make_shapes colours its shapes."""
+    fg, bg = shape_colours(len(mask), rng)
     images = np.where(mask[..., None], PALETTE[fg][:, None, None], PALETTE[bg][:, None, None]).astype(np.float32)
     if channels == 1:
         images = np.round(images @ _GRAY)[..., None]
