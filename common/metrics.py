@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data import (COLOUR_NAMES, PALETTE, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes,
+from common.data import (COLOUR_NAMES, PALETTE, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes, palette,
                          shape_colours)
 from common.errors import DataError, UsageError
 from common.files import atomic_write
@@ -420,7 +420,6 @@ JUDGE_HIDDEN = (256, 64)
 JUDGE_TRAIN_IMAGES = 8000  # of each: clean, degraded
 JUDGE_EPOCHS = 6
 JUDGE_REAL_IMAGES, JUDGE_REAL_SEED = 2048, 12345
-_GRAY = np.float32([0.299, 0.587, 0.114])  # as make_shapes(channels=1)
 
 
 def _planes(x01: np.ndarray) -> np.ndarray:
@@ -513,10 +512,10 @@ def _image_colours(x01: np.ndarray):
     if planes.shape[1] != 3:
         raise ValueError("colours are read from 3-channel images only")
     b, f, *_ = _colours_and_maps(planes)
-    palette = PALETTE.astype(np.float32) / 255
+    rgb = PALETTE.astype(np.float32) / 255
 
     def nearest(colour):
-        dist = np.sqrt(((colour[:, None, :] - palette[None]) ** 2).sum(axis=2))
+        dist = np.sqrt(((colour[:, None, :] - rgb[None]) ** 2).sum(axis=2))
         index = dist.argmin(axis=1)
         return np.where(dist[np.arange(len(colour)), index] <= OFF_PALETTE, index, -1)
 
@@ -552,10 +551,8 @@ def gaussian_blur(images: np.ndarray, sigma) -> np.ndarray:
 def _paint(mask: np.ndarray, channels: int, rng) -> np.ndarray:
     """Boolean masks (N, S, S) -> float NHWC [0, 1] images coloured as make_shapes colours its shapes."""
     fg, bg = shape_colours(len(mask), rng)
-    images = np.where(mask[..., None], PALETTE[fg][:, None, None], PALETTE[bg][:, None, None]).astype(np.float32)
-    if channels == 1:
-        images = np.round(images @ _GRAY)[..., None]
-    return images / np.float32(255)
+    colours = palette(channels)
+    return np.where(mask[..., None], colours[fg][:, None, None], colours[bg][:, None, None]).astype(np.float32) / 255
 
 
 def smooth_field(n: int, size: int, rng, knots: int = 6) -> np.ndarray:

@@ -314,8 +314,22 @@ def test_shapes_are_deterministic_in_the_seed():
         assert np.abs(colours - mix).max() <= 1.0 and (share > -0.01).all() and (share < 1.01).all()
         shape_fraction = 1 - (img == img[0, 0]).all(axis=-1).mean()
         assert 0.05 < shape_fraction < 0.6
-    assert make_shapes(10, 16, channels=1).shape == (10, 16, 16, 1)
     assert load_images("shapes", 16, num_images=12).shape == (12, 16, 16, 3)
+
+
+def test_one_channel_shapes_draw_each_colour_as_a_visible_grey():
+    rgb, labels = make_shapes(400, 16, seed=5, labels=True)
+    grey = make_shapes(400, 16, channels=1, seed=5)
+    assert grey.shape == (400, 16, 16, 1) and (grey[:, 0, 0] == 0).all()  # black backgrounds
+    # one grey per colour, far apart: luminance would draw blue at 29
+    level = {int(k): set(np.unique(grey[labels["fg"] == k].max(axis=(1, 2, 3)))) for k in np.unique(labels["fg"])}
+    assert len(level) == 4 and all(len(v) == 1 for v in level.values())
+    greys = sorted(next(iter(v)) for v in level.values())
+    assert greys[0] >= 64 and min(np.diff(greys)) >= 60, greys
+    # the same drawing as in RGB: each pixel's share of the shape, to the rounding of each
+    share_grey = grey[..., 0] / grey.max(axis=(1, 2, 3))[:, None, None]
+    share_rgb = rgb.max(axis=-1) / 255
+    assert np.abs(share_grey - share_rgb).max() <= 0.5 / 64 + 0.5 / 255 + 1e-6
 
 
 # -- batches -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common import metrics
-from common.data import COLOUR_NAMES, PALETTE, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes, shape_colours
+from common.data import COLOUR_NAMES, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes, palette, shape_colours
 from common.metrics import (as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
                             laplacian_pyramid, load_judge, swd)
 
@@ -27,10 +27,8 @@ def to_float(images_uint8):
 def paint(mask, rng, channels=3):
     """Boolean masks (N, S, S) -> uint8 NHWC images coloured as make_shapes colours its shapes."""
     fg, bg = shape_colours(len(mask), rng)
-    images = np.where(mask[..., None], PALETTE[fg][:, None, None], PALETTE[bg][:, None, None])
-    if channels == 1:
-        images = np.round(images @ np.array([0.299, 0.587, 0.114]))[..., None]
-    return images.astype(np.uint8)
+    colours = palette(channels)
+    return np.where(mask[..., None], colours[fg][:, None, None], colours[bg][:, None, None]).astype(np.uint8)
 
 
 # -- the input convention --------------------------------------------------------------------

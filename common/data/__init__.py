@@ -15,7 +15,7 @@ Datasets (REGISTRY):
     folder         any directory of images (--data-dir), ImageFolder or flat
     celeba         aligned-and-cropped faces, fetched by hand (--data-dir): centre 108x108, resized
     lsun           one category exported to a folder by LSUN's own script (--data-dir)
-    shapes         built in: discs, squares and triangles in four colours on black, from the seed
+    shapes         built in: discs, squares and triangles in four colours (or greys) on black, from the seed
 
 Downloads stream to a temporary file in the cache directory, are checked
 against the registry's digest, then renamed into place. Archives are extracted
@@ -623,7 +623,10 @@ def _read_batch(f, where: str):
 PALETTE = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]], np.uint8)
 COLOUR_NAMES = ("red", "green", "blue", "white", "black")
 BACKGROUND = 4  # black: the index into PALETTE of every background
-assert len(COLOUR_NAMES) == len(PALETTE) and COLOUR_NAMES[BACKGROUND] == "black"
+# In one channel each colour is its own grey, evenly spaced in [-1, 1] (-0.5, 0, 0.5, 1) in the
+# order of their luminance: luminance itself would draw blue shapes at 29 of 255, barely visible.
+GRAY_PALETTE = np.array([[128], [191], [64], [255], [0]], np.uint8)
+assert len(COLOUR_NAMES) == len(PALETTE) == len(GRAY_PALETTE) and COLOUR_NAMES[BACKGROUND] == "black"
 SHAPE_KINDS = ("disc", "square", "triangle")
 # Bump when make_shapes draws different images for the same seed: caches keyed by it
 # (a quality judge trained on shapes, say) are then rebuilt.
@@ -633,6 +636,11 @@ SHAPE_RADIUS = (0.26, 0.40)  # of the image size: the disc's radius, the square'
 SHAPE_CENTRE = (0.40, 0.60)  # of the image size, for each coordinate
 
 
+def palette(channels: int) -> np.ndarray:
+    """The shapes' colours as uint8 (colours, channels): PALETTE, or GRAY_PALETTE for 1 channel."""
+    return PALETTE if channels == 3 else GRAY_PALETTE
+
+
 def shape_colours(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """(foreground, background) palette indices of n shapes: any colour but black on black."""
     fg = rng.integers(0, len(PALETTE) - 1, n)
@@ -640,7 +648,8 @@ def shape_colours(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int = 0, labels: bool = False):
-    """Discs, squares and triangles in four colours on black, uint8 (N, S, S, C).
+    """Discs, squares and triangles in four colours on black, uint8 (N, S, S, C);
+    with channels=1 in GRAY_PALETTE's greys (the same drawing, the same seed).
     Edges are anti-aliased, as a drawing program renders them: a pixel on an
     edge mixes the two colours by the share of it the shape covers
     (clamp(d + 1/2, 0, 1) for d the pixel centre's signed distance inside the
@@ -660,7 +669,8 @@ def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int =
     cx = rng.uniform(*SHAPE_CENTRE, num_images) * S
     cy = rng.uniform(*SHAPE_CENTRE, num_images) * S
     y, x = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
-    out = np.empty((num_images, S, S, 3), np.uint8)
+    colours = palette(channels)
+    out = np.empty((num_images, S, S, channels), np.uint8)
     slant = np.float32(np.sqrt(1 + TRIANGLE_SLOPE**2))
 
     def inside(k, dx, dy, rr):
@@ -679,10 +689,7 @@ def make_shapes(num_images: int, image_size: int, channels: int = 3, seed: int =
             dx = x[None] - cx[i, None, None].astype(np.float32)
             dy = y[None] - cy[i, None, None].astype(np.float32)
             cover = np.clip(inside(k, dx, dy, r[i, None, None].astype(np.float32)) + np.float32(0.5), 0, 1)[..., None]
-            out[i] = np.round(cover * PALETTE[fg[i]][:, None, None] + (1 - cover) * PALETTE[bg[i]][:, None, None])
-    if channels == 1:
-        gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
-        out = np.round(gray).astype(np.uint8)[..., None]
+            out[i] = np.round(cover * colours[fg[i]][:, None, None] + (1 - cover) * colours[bg[i]][:, None, None])
     if labels:
         return out, {"kind": kind, "fg": fg, "bg": bg, "radius": r, "cx": cx, "cy": cy}
     return out
