@@ -384,7 +384,8 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 #   f  the foreground colour: the mean of the pixels at least 90% as far from b as the
 #      farthest one (the shape's inside, not its anti-aliased edge), among those near the
 #      shape's mean colour (so that a few pixels of another colour, a white glint on a red
-#      shape, say, do not make the foreground);
+#      shape, say, do not make the foreground); in one channel, where a brighter glint is
+#      always "near", the median of the pixels at least OFF_BACKGROUND from b;
 #   s  each pixel's position on the line from b (0) to f (1)   (the shape's silhouette)
 #   t  how far s is from 0 or 1, times 2, clipped to [0, 1]      (0 on a clean two-colour image)
 #   r  the distance off that line, relative to |f - b|           (colour noise; 3 channels only)
@@ -411,10 +412,11 @@ def kid(a, b, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tup
 # colour; farther than 0.15 from every palette colour, in [0, 1] RGB, is "other"). The Fréchet
 # distance is taken in the 64-d penultimate layer, against 2,048 fixed real images (seed 12345).
 
-JUDGE_VERSION = "judge-v4"  # bump when anything above changes: cached judges are then retrained
+JUDGE_VERSION = "judge-v5"  # bump when anything above changes: cached judges are then retrained
 JUDGE_THRESHOLD = 0.9
 JUDGE_CLASSES = SHAPE_KINDS + ("other",)
 OFF_PALETTE = 0.15  # farther than this from every palette colour ([0, 1] RGB) is "other"
+OFF_BACKGROUND = 0.1  # one channel: a pixel this far from the background ([0, 1]) is the shape's
 JUDGE_INPUT_SIZE = 32  # maps of larger images are pooled to this
 JUDGE_HIDDEN = (256, 64)
 JUDGE_TRAIN_IMAGES = 8000  # of each: clean, degraded
@@ -446,6 +448,15 @@ def _colours_and_maps(planes: np.ndarray):
                     <= 0.25 * ((colour - b) ** 2).sum(axis=1)[:, None, None])
     far = near & (d2 >= (0.81 * _image_max(np.where(near, d2, 0)))[:, None, None])
     f = _masked_mean(planes, far, colour)
+    if c == 1:
+        # In one channel every grey lies on one line from b, so a brighter glint is both "near" the
+        # shape's grey and farther from b than it (and a dark grey shape falls below a quarter of a
+        # white glint's distance): f is the median of the pixels clearly off the background.
+        off = np.abs(diff[:, 0]) >= OFF_BACKGROUND
+        some = off.any(axis=(1, 2))
+        values = np.where(off, planes[:, 0], np.nan).reshape(n, -1)
+        values[~some, 0] = 0  # no pixel off the background: f stays as read above
+        f = np.where(some[:, None], np.nanmedian(values, axis=1)[:, None], f).astype(np.float32)
     e = f - b
     c2 = (e * e).sum(axis=1) + np.float32(1e-6)
     s = sum(diff[:, k] * (e[:, k] / c2)[:, None, None] for k in range(c))
