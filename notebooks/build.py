@@ -155,7 +155,7 @@ def compare_cells() -> list[tuple[str, str]]:
                        'FRAMEWORKS = "torch,tf,mx"\n'
                        '# make demo\'s settings (README, "What make demo shows")\n'
                        'FLAGS = ["--data", "shapes", "--image-size", "32", "--variant", "paper", "--n-g", "32", '
-                       '"--n-d", "16",\n         "--batch-size", "64", "--num-images", "16384", "--epochs", "8", '
+                       '"--n-d", "16",\n         "--batch-size", "64", "--num-images", "16384", "--epochs", "5", '
                        '"--lr-g", "0.002", "--lr-d", "0.0005"]\n'
                        'OUT = time.strftime("runs/notebook-compare-%Y%m%d-%H%M%S")'),
         ("code", "from IPython.display import Image, Markdown, display\n\nfrom common.compare import main as compare\n\n"

@@ -54,3 +54,28 @@ def test_framework_notebook_runs(fw, tmp_path):  # fw: each installed framework 
     assert len(images) >= 3  # the data grid, the LeakyReLU plot, the live training plot
 
 # compare.ipynb runs in test_compare.py, beside the comparison it reports (one per test process).
+
+
+def parameters(name: str) -> dict:
+    """The notebook's `parameters` cell, run: its default settings."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {}
+    exec(cell.source, {}, values)
+    return values
+
+
+def test_the_notebooks_defaults_are_make_demos_settings():
+    # The Makefile's DEMO_FLAGS are what README "What make demo shows" measured; the notebooks
+    # say they train the same (the compare notebook's FLAGS once kept 8 epochs after the demo's
+    # went to 5).
+    makefile = (NOTEBOOKS.parent / "Makefile").read_text()
+    demo = next(l for l in makefile.splitlines() if l.startswith("DEMO_FLAGS")).split("?=", 1)[1].split()
+    assert parameters("compare.ipynb")["FLAGS"] == demo
+    flags = dict(zip(demo[::2], demo[1::2]))
+    for fw in ("torch", "tf", "mx"):
+        p = parameters(f"dcgan_{fw}.ipynb")
+        mine = {"--data": p["DATA"], "--image-size": p["IMAGE_SIZE"], "--variant": p["VARIANT"], "--n-g": p["N_G"],
+                "--n-d": p["N_D"], "--batch-size": p["BATCH_SIZE"], "--num-images": p["NUM_IMAGES"],
+                "--epochs": p["EPOCHS"], "--lr-g": p["LR_G"], "--lr-d": p["LR_D"]}
+        assert {k: str(v) for k, v in mine.items()} == flags, fw

@@ -615,7 +615,7 @@ def _read_batch(f, where: str):
 
 # Saturated colours: every channel is 0 or 255, i.e. -1 or +1 after scaling, where a generator's
 # tanh output saturates and so flattens its own noise. One background, black, and four shape
-# colours that differ from each other and from it in at least two channels. Measured in PyTorch
+# colours that differ from each other in at least two channels. Measured in PyTorch
 # at 32x32 (README, "Choosing the demo's settings"): shapes-v2's six mid-tone colours, any two as
 # background and shape, gave speckled blobs and split backgrounds that the judge never recognised
 # (0% after 2,048 steps); this palette on random backgrounds still gave split backgrounds (2%);
@@ -632,12 +632,17 @@ SHAPE_KINDS = ("disc", "square", "triangle")
 # (a quality judge trained on shapes, say) are then rebuilt.
 SHAPES_VERSION = "shapes-v3"
 TRIANGLE_SLOPE = 0.58  # half-width over height of the upright triangle
-SHAPE_RADIUS = (0.26, 0.40)  # of the image size: the disc's radius, the square's half side / 0.85
+# Of the image size: the disc's radius, the square's half side / 0.85, the triangle's half height
+# (its half base is 1.16 times that). A shape may touch the border, and a large triangle near a
+# side is cut by it (measured: 5% of triangles at 32x32), as a photographed object may be.
+SHAPE_RADIUS = (0.26, 0.40)
 SHAPE_CENTRE = (0.40, 0.60)  # of the image size, for each coordinate
 
 
 def palette(channels: int) -> np.ndarray:
     """The shapes' colours as uint8 (colours, channels): PALETTE, or GRAY_PALETTE for 1 channel."""
+    if channels not in (1, 3):
+        raise UsageError(f"channels must be 1 or 3, got {channels}")
     return PALETTE if channels == 3 else GRAY_PALETTE
 
 
