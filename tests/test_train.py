@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import common.run
 from common.cli import config_argv
 from common.config import TrainConfig
 from common.errors import UsageError
@@ -130,16 +131,19 @@ def test_a_short_run_on_shapes_lowers_its_swd(tmp_path):
 
 
 @pytest.mark.slow
-def test_bf16_trains_in_pytorch_and_tensorflow_and_is_one_line_in_mxnet(fw, tmp_path, capsys):
+def test_bf16_trains_in_pytorch_and_tensorflow_and_is_one_line_in_mxnet(fw, tmp_path, capsys, monkeypatch):
     bf16 = small_config(tmp_path / "bf16", precision="bf16", max_steps=3, log_every=1, eval=False)
+    monkeypatch.setattr(common.run, "native_bf16", lambda: False)  # a CPU that emulates bfloat16
     if fw == "mx":
         code = run_main(BACKENDS[fw].train.main, config_argv(bf16) + ["--out", bf16.out, "--no-progress"])
         one_line_error(capsys, 2, code, "--precision bf16 is not supported by the")
         assert not (tmp_path / "bf16").exists()  # refused before anything was written
         return
     fp32 = bf16.replace(precision="fp32", out=str(tmp_path / "fp32"))
-    for config in (bf16, fp32):
-        BACKENDS[fw].train.train(config, progress=False)
+    summaries = [BACKENDS[fw].train.train(config, progress=False) for config in (bf16, fp32)]
+    # bf16 on a CPU without bfloat16 instructions is warned of, once, and recorded; fp32 is not
+    assert [[w["kind"] for w in s["warnings"]] for s in summaries] == [["bf16_emulated"], []]
+    assert capsys.readouterr().err.count("warning: --precision bf16 on a CPU without bfloat16") == 1
     a, b = read_metrics(bf16.out), read_metrics(fp32.out)
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["config"]["precision"] == "bf16"
     # The same start: step 1's losses differ by bfloat16 rounding only (measured: loss_D 1.6e-4
@@ -148,6 +152,17 @@ def test_bf16_trains_in_pytorch_and_tensorflow_and_is_one_line_in_mxnet(fw, tmp_
     # before it (loss_G 0.15 off here, 2.2 at widths 16).
     assert 0 < abs(a[0]["loss_D"] - b[0]["loss_D"]) < 0.005 and abs(a[0]["loss_G"] - b[0]["loss_G"]) < 0.01
     assert all(np.isfinite(m["loss_G"]) for m in a)
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n")
+    assert common.run.native_bf16(str(cpuinfo)) is False  # AVX2 only: emulated
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert common.run.native_bf16(str(cpuinfo)) is True
+    cpuinfo.write_text("processor\t: 0\n")  # no flags line (another architecture's format)
+    assert common.run.native_bf16(str(cpuinfo)) is None
+    assert common.run.native_bf16(str(tmp_path / "missing")) is None
 
 
 def optimizer_rate(fw, opt) -> float:
