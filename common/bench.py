@@ -75,8 +75,9 @@ asserted by a test.
      "omp_num_threads" (as the worker saw it), "threads" (the framework's intra-op count, where it
      tells), "versions"}
     or, for a framework that failed: {"framework", "kind", "error", "exit_status"}
-    {"framework": "machine", "kind": "machine", "processor", "machine", "cpu_count", "affinity",
-     "load_average_before", "load_average_after", "platform", "python", "command"}
+    {"framework": "machine", "kind": "machine", "processor", "cpu_model" (Linux's model name, else
+     processor), "bf16_native" (common.run.native_bf16: True, False or None), "machine", "cpu_count",
+     "affinity", "load_average_before", "load_average_after", "platform", "python", "command"}
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ from common.cli import ArgumentParser, run_cli, seed as cli_seed
 from common.config import PRESETS, unsupported_precision
 from common.data import iterate_batches, make_shapes
 from common.errors import EXIT_FAILURE, EXIT_USAGE, UsageError
-from common.run import step_noise
+from common.run import native_bf16, step_noise
 from common.spec import ModelSpec
 from common.weights import init_weights
 
@@ -328,6 +329,7 @@ class _Worker:
 
     def __init__(self, framework: str, kind: str, args, timeout: float):
         self.framework, self.kind, self.row, self.timeout, self.timed_out = framework, kind, None, timeout, False
+        self.result = None  # finish()'s, once it has run
         self.stderr = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(worker_argv(framework, kind, args), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=worker_env(kind))
@@ -362,13 +364,20 @@ class _Worker:
             pass
 
     def finish(self) -> dict:
-        """Its row, or an error row ({framework, kind, error, exit_status})."""
+        """Its row, or an error row ({framework, kind, error, exit_status}): waits for it to end, stops
+        its timer and closes its files, once (later calls return the same)."""
+        if self.result is None:
+            self.result = self._finish()
+        return self.result
+
+    def _finish(self) -> dict:
         try:
             self.proc.stdin.close()
         except OSError:
             pass
         returncode = self.proc.wait()
         self.timer.cancel()
+        self.timer.join()  # cancel() only asks: the thread ends a moment later
         self.proc.stdout.close()
         self.stderr.seek(0)
         why = self.stderr.read().strip().splitlines()
@@ -410,11 +419,11 @@ def run_workers(jobs, args) -> dict:
                     rows[w.framework, w.kind] = w.finish()
         for w in ready:  # not reached by a worker that keeps the protocol
             rows[w.framework, w.kind] = w.finish()
-    finally:  # an error or Ctrl-C here: no worker is left behind
+    finally:  # an error or Ctrl-C here: no worker, timer or open file is left behind
         for w in workers:
             if w.proc.poll() is None:
                 w.proc.kill()
-                w.finish()
+            w.finish()  # also for one that ended by itself before finish() was reached
     return {job: rows[job] for job in jobs}
 
 
@@ -433,11 +442,24 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux), else what platform says: the same step runs at different
+    speeds on different models (on one with AMX bf16 is native, on an AVX2 one emulated)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(argv, load_before) -> dict:
     """The machine, and its load (1, 5, 15 min) before and after the run: a shared machine shows there."""
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"framework": "machine", "kind": "machine", "processor": platform.processor(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "affinity": affinity,
+            "cpu_model": cpu_model(), "bf16_native": native_bf16(), "machine": platform.machine(), "cpu_count": os.cpu_count(), "affinity": affinity,
             "load_average_before": load_before, "load_average_after": load_average(),
             "platform": platform.platform(), "python": platform.python_version(),
             "command": " ".join([PROG, shlex.join(argv)]).strip()}
@@ -599,7 +621,8 @@ def parent(args, argv) -> int:
         emit(info)
     else:
         affinity = info["affinity"]
-        print(f"\nmachine: processor {info['processor'] or info['machine']!r}, {info['cpu_count']} CPUs, "
+        bf16 = {True: "native", False: "emulated", None: "unknown"}[info["bf16_native"]]
+        print(f"\nmachine: processor {info['cpu_model']!r} (bf16 {bf16}), {info['cpu_count']} CPUs, "
               f"affinity {affinity if affinity is None else '{' + ', '.join(map(str, affinity)) + '}'}"
               f" ({'?' if affinity is None else len(affinity)} usable), {info['platform']}, "
               f"load average {info['load_average_before']} before, {info['load_average_after']} after; "

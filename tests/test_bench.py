@@ -14,6 +14,8 @@ import types
 
 import pytest
 
+from common.run import native_bf16
+
 import helpers
 from common import bench
 from common.backends import SAFE_IMPORT_ORDER, install_hint, quiet_env
@@ -75,6 +77,7 @@ def test_the_command_runs_each_row_in_its_own_process_with_the_books_own_threadi
     data, body, machine = rows[0], rows[1:-1], rows[-1]
     assert data["kind"] == "data" and data["images_per_sec"] > 0 and data["by_layout"]
     assert machine["cpu_count"] >= 1 and machine["command"].startswith("python -m common.bench --frameworks")
+    assert machine["cpu_model"] == bench.cpu_model() and machine["bf16_native"] == native_bf16()
     assert [(r["framework"], r["kind"]) for r in body] == [(fw, k) for fw in frameworks for k in ("project", "book")]
     for project, book in zip(body[::2], body[1::2]):
         check_row(project, "project")
@@ -127,6 +130,14 @@ def test_plain_output_has_a_table_per_framework_and_failures_do_not_hide_the_oth
     assert "project: FAILED: Segmentation fault" in out and install_hint("mx") in out
     assert "images/s NCHW" in out and "images/s NHWC" in out
     assert "machine: processor" in out and "command: python -m common.bench --baseline book" in out
+    assert f"processor {bench.cpu_model()!r} (bf16 " in out
+
+
+def test_the_cpu_model_is_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9454 48-Core Processor\n")
+    assert bench.cpu_model(str(cpuinfo)) == "AMD EPYC 9454 48-Core Processor"
+    assert bench.cpu_model(str(tmp_path / "missing"))  # elsewhere: what platform says, never empty
 
 
 def test_json_output_reports_failures_as_error_rows(fake_workers, capsys):
