@@ -107,7 +107,7 @@ from common.cli import ArgumentParser, run_cli, seed as cli_seed
 from common.config import PRESETS, unsupported_precision
 from common.data import iterate_batches, make_shapes
 from common.errors import EXIT_FAILURE, EXIT_USAGE, UsageError
-from common.run import native_bf16, step_noise
+from common.run import BF16_WORDS, cpu_model, native_bf16, step_noise
 from common.spec import ModelSpec
 from common.weights import init_weights
 
@@ -442,19 +442,6 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name (Linux), else what platform says: the same step runs at different
-    speeds on different models (on one with AMX bf16 is native, on an AVX2 one emulated)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(argv, load_before) -> dict:
     """The machine, and its load (1, 5, 15 min) before and after the run: a shared machine shows there."""
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -621,8 +608,8 @@ def parent(args, argv) -> int:
         emit(info)
     else:
         affinity = info["affinity"]
-        bf16 = {True: "native", False: "emulated", None: "unknown"}[info["bf16_native"]]
-        print(f"\nmachine: processor {info['cpu_model']!r} (bf16 {bf16}), {info['cpu_count']} CPUs, "
+        print(f"\nmachine: processor {info['cpu_model']!r} (bf16 {BF16_WORDS[info['bf16_native']]}), "
+              f"{info['cpu_count']} CPUs, "
               f"affinity {affinity if affinity is None else '{' + ', '.join(map(str, affinity)) + '}'}"
               f" ({'?' if affinity is None else len(affinity)} usable), {info['platform']}, "
               f"load average {info['load_average_before']} before, {info['load_average_after']} after; "

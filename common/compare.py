@@ -41,6 +41,7 @@ from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train
                         config_from_args, read_record, resumed_config, run_cli)
 from common.config import TrainConfig
 from common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
+from common.run import BF16_WORDS, cpu_model, native_bf16
 from common.rundir import CHECKPOINT, PREVIOUS, PROGRESS, check_output_dir, read_metrics, write_json, write_text
 from common.signals import StopRequests
 from common.sweep import add_sweep_args, run_sweep, wants_sweep
@@ -162,7 +163,8 @@ def report(results: list[dict], config) -> str:
     text = (f"# DCGAN: {', '.join(r['framework'] for r in results)} side by side\n\n"
             f"data `{config.data.name}`, {spec.image_size}x{spec.image_size}, widths {spec.n_G}/{spec.n_D}, "
             f"batch {config.batch_size}, {lr}, epochs {config.epochs}"
-            + (f", max steps {config.max_steps}" if config.max_steps else "") + f", seed {config.seed}\n\n"
+            + (f", max steps {config.max_steps}" if config.max_steps else "") + f", seed {config.seed}; "
+            f"CPU {cpu_model()} (bf16 {BF16_WORDS[native_bf16()]})\n\n"
             + "\n".join(lines) + "\n\n"
             + ("SWD: the sliced Wasserstein distance between G's samples and the data (x 1e3, lower is better; "
                "about 20 between two sets of real images). " if quality else "")

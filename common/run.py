@@ -23,6 +23,7 @@ computes exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import math
+import platform
 import sys
 import time
 
@@ -71,6 +72,22 @@ def fixed_noise(seed: int, num: int, latent_dim: int, layout: str) -> np.ndarray
 BF16_EMULATED = ("--precision bf16 on a CPU without bfloat16 instructions (no avx512_bf16 or amx_bf16 in "
                  "/proc/cpuinfo): bfloat16 is emulated, measured 5-8x slower than fp32 on an AVX2 CPU. "
                  "Use --precision fp32 here.")
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux), else what platform says: the same step runs at different
+    speeds on different models (on one with AMX bf16 is native, on an AVX2 one emulated)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+BF16_WORDS = {True: "native", False: "emulated", None: "unknown"}  # native_bf16()'s answer, in reports
 
 
 def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:

@@ -12,6 +12,7 @@ from common.cli import (ArgumentParser, add_data_args, add_model_args, add_train
                         config_from_args)
 from common.config import TrainConfig
 from common.rundir import read_metrics
+from common.run import cpu_model
 from conftest import COMPARE_FLAGS, run_compare
 from helpers import one_line_error, run_main
 from test_notebooks import execute, outputs
@@ -41,6 +42,7 @@ def test_compare_trains_all_three_and_reports(comparison):
         assert 0 < swd and swd == pytest.approx(read_metrics(out / fw)[-1]["swd"], abs=0.05)
         assert (out / fw / "generator.npz").exists() and (out / f"{fw}.log").exists()
     assert "python -m common.parity" in report
+    assert f"; CPU {cpu_model()} (bf16 " in report  # demo times depend on the CPU model
     assert (out / "compare.png").stat().st_size > 10_000
     assert "| torch |" in proc.stdout  # the table is printed too
 
