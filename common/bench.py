@@ -446,7 +446,8 @@ def machine(argv, load_before) -> dict:
     """The machine, and its load (1, 5, 15 min) before and after the run: a shared machine shows there."""
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"framework": "machine", "kind": "machine", "processor": platform.processor(),
-            "cpu_model": cpu_model(), "bf16_native": native_bf16(), "machine": platform.machine(), "cpu_count": os.cpu_count(), "affinity": affinity,
+            "cpu_model": cpu_model(), "bf16_native": native_bf16(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "affinity": affinity,
             "load_average_before": load_before, "load_average_after": load_average(),
             "platform": platform.platform(), "python": platform.python_version(),
             "command": " ".join([PROG, shlex.join(argv)]).strip()}

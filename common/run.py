@@ -74,17 +74,24 @@ BF16_EMULATED = ("--precision bf16 on a CPU without bfloat16 instructions (no av
                  "Use --precision fp32 here.")
 
 
+def _cpuinfo(path: str) -> tuple[str | None, set[str]] | None:
+    """Linux's /proc/cpuinfo: the first model name and the CPU flags; None where it cannot be read."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    fields = [line.split(":", 1) for line in lines if ":" in line]
+    models = [value.strip() for key, value in fields if key.strip() == "model name"]
+    flags = {word for key, value in fields if key.strip() == "flags" for word in value.split()}
+    return (models[0] if models else None), flags
+
+
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name (Linux), else what platform says: the same step runs at different
     speeds on different models (on one with AMX bf16 is native, on an AVX2 one emulated)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    info = _cpuinfo(cpuinfo)
+    return (info and info[0]) or platform.processor() or platform.machine()
 
 
 BF16_WORDS = {True: "native", False: "emulated", None: "unknown"}  # native_bf16()'s answer, in reports
@@ -93,11 +100,7 @@ BF16_WORDS = {True: "native", False: "emulated", None: "unknown"}  # native_bf16
 def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): read from Linux's
     cpuinfo flags; None where they cannot be read (another OS)."""
-    try:
-        with open(cpuinfo) as f:
-            flags = {word for line in f if line.startswith("flags") for word in line.split(":", 1)[1].split()}
-    except OSError:
-        return None
+    flags = (_cpuinfo(cpuinfo) or (None, set()))[1]
     return bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None
 
 

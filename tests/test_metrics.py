@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common import metrics
-from common.data import COLOUR_NAMES, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes, palette, shape_colours
+from common.data import COLOUR_NAMES, SHAPE_KINDS, SHAPES_VERSION, cache_dir, make_shapes
 from common.metrics import (as_float_nhwc, feature_fd, frechet_distance, gaussian_blur, image_colours, kid,
                             laplacian_pyramid, load_judge, swd)
 
@@ -26,9 +26,17 @@ def to_float(images_uint8):
 
 def paint(mask, rng, channels=3):
     """Boolean masks (N, S, S) -> uint8 NHWC images coloured as make_shapes colours its shapes."""
-    fg, bg = shape_colours(len(mask), rng)
-    colours = palette(channels)
-    return np.where(mask[..., None], colours[fg][:, None, None], colours[bg][:, None, None]).astype(np.uint8)
+    return np.round(metrics._paint(mask, channels, rng) * 255).astype(np.uint8)
+
+
+def glint(images, labels):
+    """Two white pixels in the middle of each shape that is not white -> (images, their indices)."""
+    glinted = images.copy()
+    lit = np.flatnonzero(labels["fg"] != COLOUR_NAMES.index("white"))
+    for i in lit:
+        y, x = int(labels["cy"][i]), int(labels["cx"][i])
+        glinted[i, y:y + 2, x] = 255
+    return glinted, lit
 
 
 # -- the input convention --------------------------------------------------------------------
@@ -236,11 +244,7 @@ def test_judge_reads_the_shape_colour_past_a_glint_of_another(judge):
     # A GAN's red triangle with a few white pixels: white is farther from black than red, and
     # must not be read as the shape's colour (the judge then sees a half-lit shape).
     real, labels = make_shapes(200, 16, seed=78, labels=True)
-    glinted = real.copy()
-    lit = np.flatnonzero(labels["fg"] != COLOUR_NAMES.index("white"))
-    for i in lit:
-        y, x = int(labels["cy"][i]), int(labels["cx"][i])
-        glinted[i, y:y + 2, x] = 255  # two white pixels in the middle of the shape
+    glinted, lit = glint(real, labels)
     assert (image_colours(glinted)[1] == labels["fg"]).all()
     assert (judge.classify(glinted)[0][lit] == labels["kind"][lit]).mean() >= 0.9
 
@@ -283,11 +287,8 @@ def test_judge_works_for_one_channel(judge_cache):
     assert judge.report(np.clip(noisy, -1, 1), baseline=False)["recognised"] <= 0.2
     # A glint of white in a grey shape: in one channel it is "near" the shape's grey and farther
     # from black (before the median rule: 30% of glinted green shapes recognised, 0% of blue).
-    glinted, labels = make_shapes(200, 16, channels=1, seed=78, labels=True)
-    lit = np.flatnonzero(labels["fg"] != COLOUR_NAMES.index("white"))
-    for i in lit:
-        y, x = int(labels["cy"][i]), int(labels["cx"][i])
-        glinted[i, y:y + 2, x] = 255
+    grey, labels = make_shapes(200, 16, channels=1, seed=78, labels=True)
+    glinted, lit = glint(grey, labels)
     assert (judge.classify(glinted)[0][lit] == labels["kind"][lit]).mean() >= 0.9
 
 

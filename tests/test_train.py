@@ -165,6 +165,13 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
     assert common.run.native_bf16(str(tmp_path / "missing")) is None
 
 
+def test_the_cpu_model_is_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9454 48-Core Processor\n")
+    assert common.run.cpu_model(str(cpuinfo)) == "AMD EPYC 9454 48-Core Processor"
+    assert common.run.cpu_model(str(tmp_path / "missing"))  # elsewhere: what platform says, never empty
+
+
 def optimizer_rate(fw, opt) -> float:
     """The learning rate a framework's optimizer holds (each keeps it its own way)."""
     if fw == "torch":
