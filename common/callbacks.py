@@ -143,16 +143,18 @@ class Dashboard(Callback):
         self.cost, self.stale = self.since - began, False
 
     def draw(self, run) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A Figure without pyplot (no global state, nothing to close) and fixed margins: tight_layout
+        # cost a third of each drawing (0.17 of 0.47 s), paid at the end of every run.
+        from matplotlib.figure import Figure
 
         lines = read_metrics(run.dir.path)
         steps = [m["step"] for m in lines]
         quality = [(m["step"], m["swd"]) for m in lines if "swd" in m]
         panels = 3 if quality else 2
-        fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
+        width = 4.2 * panels
+        fig = Figure(figsize=(width, 3.2))
+        axes = fig.subplots(1, panels)
+        fig.subplots_adjust(left=0.62 / width, right=1 - 0.15 / width, bottom=0.16, top=0.83, wspace=0.28)
         for key, colour in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
             plot_smoothed(axes[0], steps, [m[key] for m in lines], colour, key)
         axes[0].set_title("losses (smoothed; raw faint)")
@@ -168,12 +170,8 @@ class Dashboard(Callback):
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
         fig.suptitle(f"DCGAN ({run.framework}, {run.config.data.name})", fontsize="medium")
-        fig.tight_layout()
-        try:
-            with atomic_write(run.dir.path / "losses.png") as f:
-                fig.savefig(f, format="png", dpi=90)
-        finally:
-            plt.close(fig)
+        with atomic_write(run.dir.path / "losses.png") as f:
+            fig.savefig(f, format="png", dpi=90)
 
 
 class CheckpointWriter(Callback):
