@@ -85,12 +85,13 @@ def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
     Under a tf.distribute strategy
     (replicas from distributed.setup) each replica runs train_step on its
     contiguous part of the batch (strategy.run), and the metrics are reduced
-    over the replicas."""
+    over the replicas. autograph=False: the step has no Python control flow
+    on tensors to convert, and converting it cost 0.3 of the 1 s first call."""
     if precision == "bf16":
         _mixed_bfloat16(G)
         _mixed_bfloat16(D)
     if replicas is None or replicas.engine is None:
-        @tf.function
+        @tf.function(autograph=False)
         def step(X, Z):
             return train_step(G, D, opt_G, opt_D, X, Z)
         return step
@@ -102,7 +103,7 @@ def compile_step(G, D, opt_G, opt_D, precision: str = "fp32", replicas=None):
         b = tf.shape(X)[0] // local
         return train_step(G_, D_, opt_G, opt_D, X[i * b:(i + 1) * b], Z[i * b:(i + 1) * b])
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(X, Z):
         return mean_across(strategy.run(replica_step, args=(X, Z)), replicas)
     return step
