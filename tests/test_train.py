@@ -355,6 +355,58 @@ def test_pytorch_small_map_route_leaves_everything_else_to_the_module(gemm_calls
     assert calls == [(8, 4, 4, 4)]
 
 
+needs_tf = pytest.mark.skipif("tf" not in BACKENDS, reason="TensorFlow is not installed")
+
+
+@needs_tf
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tensorflow_fused_batch_norm_is_keras_own(dtype):
+    """dcgan_tf.model._BatchNormalization trains through TensorFlow's fused
+    kernel (float32) and otherwise is Keras's layer: the same outputs,
+    gradients and moving statistics as keras.layers.BatchNormalization, to
+    float32 rounding (float64 takes Keras's own ops: exactly)."""
+    from dcgan_tf.compat import keras, tf
+    from dcgan_tf.model import BN_EPSILON, BN_MOMENTUM, _BatchNormalization
+    rng = np.random.default_rng(0)
+    X = tf.constant(rng.normal(0.3, 2.0, (16, 5, 5, 6)), dtype)
+    dY = tf.constant(rng.normal(0.0, 1.0, X.shape), dtype)
+    layers = [cls(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
+              for cls in (_BatchNormalization, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.build(X.shape)
+        for i, v in enumerate((layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)):
+            v.assign(np.random.default_rng(i).uniform(0.5, 1.5, 6))
+    got = []
+    for layer in layers:
+        with tf.GradientTape() as tape:
+            tape.watch(X)
+            Y = layer(X, training=True)
+        grads = tape.gradient(Y, [X, layer.gamma, layer.beta], output_gradients=dY)
+        got.append([Y, *grads, layer.moving_mean, layer.moving_variance, layer(X, training=False)])
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=0, atol=0)
+    for fused, own in zip(*got):
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(own), **tol)
+
+
+@needs_tf
+def test_tensorflow_step_runs_the_fused_kernel_in_float32_and_bf16():
+    """The speed path is the one taken: the compiled step's graph holds
+    FusedBatchNormV3 and its gradient in float32 and bf16, and Keras's own
+    ops in float64 (the fused kernel has no float64)."""
+    from common.spec import ModelSpec
+    from common.weights import init_weights
+    from dcgan_tf import train
+    from dcgan_tf.compat import tf
+    b, spec = BACKENDS["tf"], ModelSpec(n_G=8, n_D=8, image_size=16)
+    for dtype, precision in (("float32", "fp32"), ("float32", "bf16"), ("float64", "fp32")):
+        G, D = b.generator(spec, init_weights(spec, 0), dtype), b.discriminator(spec, init_weights(spec, 1), dtype)
+        step = train.compile_step(G, D, *train.make_optimizers(G, D, 0.001, 0.001), precision)
+        X, Z = tf.zeros((4, 16, 16, 3), dtype), tf.zeros((4, 1, 1, spec.latent_dim), dtype)
+        ops = {op.type for op in step.get_concrete_function(X, Z).graph.get_operations()}
+        fused = {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops
+        assert fused == (dtype == "float32"), (dtype, precision, sorted(o for o in ops if "Norm" in o))
+
+
 def test_bf16_needs_float32():
     with pytest.raises(UsageError, match="bf16 needs --dtype float32"):
         TrainConfig().replace(precision="bf16", dtype="float64")
