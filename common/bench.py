@@ -16,6 +16,13 @@ timed step is, exactly (time.perf_counter around it):
     Z = step_noise(seed, i, batch, latent_dim, LAYOUT)                  # host NumPy, as Run.batches
     metrics = step(convert_to_tensor(X, device), convert_to_tensor(Z, device))
     float(metrics["loss_G"])                                              # host sync
+    core.synchronize(device)                                              # the rest of the step
+
+The last line matters for MXNet even on the CPU: its engine runs G's
+backward pass and update after loss_G is ready, and without it they ran
+during the next worker's turn, counted in that worker's step (measured: the
+project's MXNet step read 137-152 examples/s timed so, with a pause between
+steps, against 108-114 back to back or with the whole step waited for).
 
 `--warmup` steps run first (tracing, hybridizing, allocator warm-up) and are
 reported apart; the figure is the median examples/s over the `--steps` timed
@@ -235,12 +242,15 @@ def project_step(framework: str, args):
     layout = core.LAYOUT
     X = np.random.default_rng(args.seed).uniform(
         -1, 1, spec.input_shape("D", args.batch_size, layout)).astype(np.float32)
-    convert = core.convert_to_tensor
+    convert, synchronize = core.convert_to_tensor, core.synchronize
 
     def one(i):
         Z = step_noise(args.seed, i, args.batch_size, spec.latent_dim, layout)
         metrics = step(convert(X, device), convert(Z, device))
         float(metrics["loss_G"])  # host sync
+        # ...and the rest of the step: MXNet's engine (on the CPU too) and GPUs run on after
+        # loss_G is ready, through G's backward and update, into the next process's turn.
+        synchronize(device)
 
     return one, core.describe_device(device), core.versions()
 

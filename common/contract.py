@@ -62,6 +62,11 @@ class core:
         """net(X), recording nothing for gradients, with batch norm on batch
         statistics (training) or running statistics (inference); the net's mode is kept."""
 
+    def synchronize(device):
+        """Wait until the work queued on `device` is done, so that a timer
+        (common.bench) measures whole steps: a GPU, and MXNet's engine even on
+        the CPU, run ahead of Python."""
+
     def versions():
         """{library: version} for config.json."""
 

@@ -49,5 +49,12 @@ def forward(net, X, training: bool = False):
         return net(X)
 
 
+def synchronize(device) -> None:
+    """Wait until the work queued on `device` is done. MXNet's engine runs
+    ahead of Python on the CPU too: reading loss_G waits only for what
+    loss_G needs, not for G's backward pass and update after it."""
+    npx.waitall()
+
+
 def versions() -> dict:
     return {"mxnet": mx.__version__}

@@ -55,5 +55,11 @@ def forward(net, X, training: bool = False):
     return net(X, training=training)
 
 
+def synchronize(device) -> None:
+    """Wait until the work queued on `device` is done: a tf.function returns
+    once its ops have run on the CPU, but a GPU runs ahead of Python."""
+    tf.test.experimental.sync_devices()
+
+
 def versions() -> dict:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}

@@ -51,5 +51,12 @@ def forward(net, X, training: bool = False):
         net.train(was_training)
 
 
+def synchronize(device) -> None:
+    """Wait until the work queued on `device` is done. On the CPU PyTorch runs
+    each op before returning; a GPU runs ahead of Python."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def versions() -> dict:
     return {"torch": torch.__version__}
