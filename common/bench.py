@@ -16,7 +16,7 @@ timed step is, exactly (time.perf_counter around it):
     Z = step_noise(seed, i, batch, latent_dim, LAYOUT)                  # host NumPy, as Run.batches
     metrics = step(convert_to_tensor(X, device), convert_to_tensor(Z, device))
     float(metrics["loss_G"])                                              # host sync
-    core.synchronize(device)                                              # the rest of the step
+    synchronize(device)                                                   # the rest of the step
 
 The last line matters for MXNet even on the CPU: its engine runs G's
 backward pass and update after loss_G is ready, and without it they ran
@@ -248,9 +248,7 @@ def project_step(framework: str, args):
         Z = step_noise(args.seed, i, args.batch_size, spec.latent_dim, layout)
         metrics = step(convert(X, device), convert(Z, device))
         float(metrics["loss_G"])  # host sync
-        # ...and the rest of the step: MXNet's engine (on the CPU too) and GPUs run on after
-        # loss_G is ready, through G's backward and update, into the next process's turn.
-        synchronize(device)
+        synchronize(device)  # the rest of the step (the module docstring says why)
 
     return one, core.describe_device(device), core.versions()
 
