@@ -2,6 +2,7 @@
 to bottom (nbclient), small: the cell tagged `parameters` is replaced, as
 papermill would. An exception in any cell fails."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,9 @@ def test_the_notebooks_defaults_are_make_demos_settings():
     # say they train the same (the compare notebook's FLAGS once kept 8 epochs after the demo's
     # went to 5).
     makefile = (NOTEBOOKS.parent / "Makefile").read_text()
-    demo = next(l for l in makefile.splitlines() if l.startswith("DEMO_FLAGS")).split("?=", 1)[1].split()
+    defaults = {k.strip(): v.strip() for k, v in (l.split("?=", 1) for l in makefile.splitlines()
+                                                   if "?=" in l and not l.startswith("#"))}
+    demo = re.sub(r"\$\((\w+)\)", lambda m: defaults[m.group(1)], defaults["DEMO_FLAGS"]).split()
     assert parameters("compare.ipynb")["FLAGS"] == demo
     flags = dict(zip(demo[::2], demo[1::2]))
     for fw in ("torch", "tf", "mx"):

@@ -30,16 +30,35 @@ def monitor_lines(lines):
 
 
 def test_d_winning_is_found_once_and_recorded(capsys):
-    healthy = [line(s, loss_G=1 + 0.1 * s, d_fake=0.3) for s in range(1, 6)]  # loss_G climbs, D(G(z)) is not ~0
+    # one logged line per 100 steps (a per-epoch log): each line is a window of its own
+    healthy = [line(100 * s, loss_G=1 + 0.1 * s, d_fake=0.3) for s in range(1, 6)]  # loss_G climbs, D(G(z)) is not ~0
     assert monitor_lines(healthy)[0] == []
-    losing = [line(1, 1.0, 0.2), line(2, 2.0, 0.04), line(3, 3.0, 0.03), line(4, 4.0, 0.02), line(5, 5.0, 0.01)]
+    losing = [line(100, 1.0, 0.2), line(200, 2.0, 0.04), line(300, 3.0, 0.03), line(400, 4.0, 0.02), line(500, 5.0, 0.01)]
     warnings, lines = monitor_lines(losing)
-    assert [(w["kind"], w["step"]) for w in warnings] == [("d_wins", 4)]  # three intervals in a row, then once
+    assert [(w["kind"], w["step"]) for w in warnings] == [("d_wins", 400)]  # three windows in a row, then once
     assert lines[3]["warnings"] == ["d_wins"] and "warnings" not in lines[4]
     err = capsys.readouterr().err
-    assert err.count("warning at step 4: D is winning") == 1 and "--lr-d" in err
+    assert err.count("warning at step 400: D is winning") == 1 and "--lr-d" in err
     # D near 0 but G's loss not climbing (it is recovering): no warning
-    assert monitor_lines([line(1, 5.0, 0.01), line(2, 4.0, 0.01), line(3, 3.0, 0.01)])[0] == []
+    assert monitor_lines([line(100, 5.0, 0.01), line(200, 4.0, 0.01), line(300, 3.0, 0.01)])[0] == []
+
+
+def test_d_winning_needs_hundreds_of_steps_not_three_logged_ones():
+    # A log of every step (common.compare's): three steps with D(G(z)) near 0 and loss_G rising
+    # happen by chance in a healthy run, and must not count as D winning.
+    rng = np.random.default_rng(0)
+    healthy = [line(s, loss_G=float(rng.uniform(1, 5)), d_fake=float(rng.choice([0.01, 0.3]))) for s in range(1, 1001)]
+    healthy[10:13] = [line(11, 2.0, 0.01), line(12, 3.0, 0.01), line(13, 4.0, 0.01)]
+    assert monitor_lines(healthy)[0] == []
+    # D winning for good: D(G(z)) ~0 at every step while loss_G climbs, step by step; the warning
+    # comes when the third window of D_WINS_WINDOW_STEPS steps closes.
+    steps = quality.D_WINS_WINDOW_STEPS
+    losing = [line(s, loss_G=1 + s / steps, d_fake=0.01) for s in range(1, 5 * steps + 1)]
+    warnings, _ = monitor_lines(losing)
+    assert [(w["kind"], w["step"]) for w in warnings] == [("d_wins", 3 * steps)]
+    # the same lines logged every 10 steps (means over each ten) give the same verdict at the same step
+    tens = [line(s, loss_G=1 + (s - 4.5) / steps, d_fake=0.01) for s in range(10, 5 * steps + 1, 10)]
+    assert [(w["kind"], w["step"]) for w in monitor_lines(tens)[0]] == [("d_wins", 3 * steps)]
 
 
 def test_collapse_needs_formed_images_that_differ_little():
