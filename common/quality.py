@@ -107,10 +107,12 @@ class HealthMonitor(Callback):
     def __init__(self):
         self.windows = []  # (mean d_fake, mean loss_G) of each closed window, oldest first
         self._open = [0, 0.0, 0.0]  # steps, and d_fake and loss_G summed over them, of the window being filled
-        self._last_step = 0  # a resumed run's first line counts from 0: one long window, closed at once
+        self._last_step = None  # the step of the line before; first: the step the run started (or resumed) at
 
-    def _window_closed(self, line) -> bool:
+    def _window_closed(self, run, line) -> bool:
         """Add the line (the means over its steps) to the open window; whether that closed it."""
+        if self._last_step is None:
+            self._last_step = getattr(getattr(run, "dir", None), "start_step", 0)
         steps = max(line["step"] - self._last_step, 1)
         self._last_step = line["step"]
         w = self._open
@@ -125,7 +127,7 @@ class HealthMonitor(Callback):
 
     def on_log(self, run, line):
         found = []
-        recent = self.windows[-D_WINS_WINDOWS:] if self._window_closed(line) else []
+        recent = self.windows[-D_WINS_WINDOWS:] if self._window_closed(run, line) else []
         if (len(recent) == D_WINS_WINDOWS and all(d_fake < D_WINS_D_FAKE for d_fake, _ in recent)
                 and all(b[1] > a[1] for a, b in zip(recent, recent[1:]))):
             found.append(("d_wins", ADVICE["d_wins"].format(n=D_WINS_WINDOWS, steps=D_WINS_WINDOW_STEPS)))

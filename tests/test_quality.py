@@ -61,6 +61,22 @@ def test_d_winning_needs_hundreds_of_steps_not_three_logged_ones():
     assert [(w["kind"], w["step"]) for w in monitor_lines(tens)[0]] == [("d_wins", 3 * steps)]
 
 
+def test_a_resumed_runs_first_window_counts_from_where_it_resumed():
+    # Resumed at step 5,000 and logging every step: the first line covers one step, not 5,001,
+    # so it does not make a window of its own (which would make one noisy step count as one of three).
+    steps = quality.D_WINS_WINDOW_STEPS
+    run = types.SimpleNamespace(warnings=[], dir=types.SimpleNamespace(start_step=5000))
+    monitor = HealthMonitor()
+    lines = ([line(5001, 1.0, 0.01)] + [line(5001 + s, 2.0, 0.01) for s in range(1, steps + 1)]
+             + [line(5001 + steps + s, 3.0, 0.01) for s in range(1, steps + 1)])
+    for m in lines:
+        monitor.on_log(run, m)
+    assert run.warnings == []  # two windows so far, the first one's mean just under 2.0
+    for s in range(1, steps + 1):
+        monitor.on_log(run, line(5001 + 2 * steps + s, 4.0, 0.01))
+    assert [(w["kind"], w["step"]) for w in run.warnings] == [("d_wins", 5000 + 3 * steps)]
+
+
 def test_collapse_needs_formed_images_that_differ_little():
     grey_start = [line(1, diversity=0.1, contrast=0.1)]  # an untrained G: grey, alike, not a collapse
     assert monitor_lines(grey_start)[0] == []
