@@ -176,8 +176,21 @@ def report(results: list[dict], config) -> str:
     errors = [r["error"] for r in results if not r["ok"]]
     if errors:
         text += "\n" + "\n".join(f"- {e}" for e in errors) + "\n"
+    text += health(results)
     text += "\n![comparison](compare.png)\n"
     return text
+
+
+def health(results: list[dict]) -> str:
+    """The report's training-health lines: each finished framework's warnings (summary.json's,
+    README "Training health, in words"), or one line saying there were none."""
+    warned = [(r["framework"], w) for r in results if r["ok"] for w in r["summary"].get("warnings") or []]
+    if not any(r["ok"] for r in results):
+        return ""
+    if not warned:
+        return "\nTraining health: no warning in any framework.\n"
+    return ("\nTraining health:\n\n"
+            + "".join(f"- {name}, step {w['step']}: {w['message']}\n" for name, w in warned))
 
 
 def real_images(config, count: int = 21):

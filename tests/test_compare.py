@@ -83,6 +83,20 @@ def test_a_missing_framework_names_its_extra(tmp_path, monkeypatch):
     assert not result["ok"] and "pip install -e '.[mx]'" in result["error"]
 
 
+def test_the_report_lists_each_frameworks_training_health_warnings():
+    def result(name, warnings):
+        metrics = [{"step": 1, "loss_D": 0.7, "loss_G": 0.8}]
+        return {"framework": name, "ok": True, "status": "done", "version": "1", "device": "cpu", "wall_s": 1.0,
+                "params": {"G": 10, "D": 5}, "metrics": metrics,
+                "summary": {"examples_per_sec": 1.0, "loss_D": 0.7, "loss_G": 0.8, "warnings": warnings}}
+    d_wins = {"kind": "d_wins", "step": 900, "message": "D is winning: try a smaller --lr-d."}
+    text = compare.report([result("torch", []), result("mx", [d_wins])], TrainConfig())
+    assert "- mx, step 900: D is winning: try a smaller --lr-d." in text
+    assert "torch, step" not in text
+    quiet = compare.report([result("torch", []), result("mx", [])], TrainConfig())
+    assert "Training health: no warning in any framework." in quiet and "step 900" not in quiet
+
+
 def test_config_argv_round_trips():
     config = TrainConfig().replace(image_size=32, n_G=8, n_D=16, name="shapes", num_images=100, lr=0.00123,
                                    lr_D=0.0005, epochs=3, batch_size=7, max_steps=11, seed=5, log_every=2,
