@@ -184,9 +184,9 @@ def report(results: list[dict], config) -> str:
 def health(results: list[dict]) -> str:
     """The report's training-health lines: each finished framework's warnings (summary.json's,
     README "Training health, in words"), or one line saying there were none."""
-    warned = [(r["framework"], w) for r in results if r["ok"] for w in r["summary"].get("warnings") or []]
     if not any(r["ok"] for r in results):
         return ""
+    warned = [(r["framework"], w) for r in results if r["ok"] for w in r["summary"].get("warnings") or []]
     if not warned:
         return "\nTraining health: no warning in any framework.\n"
     return ("\nTraining health:\n\n"

@@ -106,23 +106,20 @@ class HealthMonitor(Callback):
 
     def __init__(self):
         self.windows = []  # (mean d_fake, mean loss_G) of each closed window, oldest first
-        self._open = [0, 0.0, 0.0]  # steps, and d_fake and loss_G summed over them, of the window being filled
+        self._steps = self._d_fake = self._loss_G = 0  # the open window: its steps, and the two summed over them
         self._last_step = None  # the step of the line before; first: the step the run started (or resumed) at
 
     def _window_closed(self, run, line) -> bool:
         """Add the line (the means over its steps) to the open window; whether that closed it."""
-        if self._last_step is None:
-            self._last_step = getattr(getattr(run, "dir", None), "start_step", 0)
-        steps = max(line["step"] - self._last_step, 1)
+        steps = line["step"] - (run.dir.start_step if self._last_step is None else self._last_step)
         self._last_step = line["step"]
-        w = self._open
-        w[0] += steps
-        w[1] += steps * line["d_fake"]
-        w[2] += steps * line["loss_G"]
-        if w[0] < D_WINS_WINDOW_STEPS:
+        self._steps += steps
+        self._d_fake += steps * line["d_fake"]
+        self._loss_G += steps * line["loss_G"]
+        if self._steps < D_WINS_WINDOW_STEPS:
             return False
-        self.windows.append((w[1] / w[0], w[2] / w[0]))
-        self._open = [0, 0.0, 0.0]
+        self.windows.append((self._d_fake / self._steps, self._loss_G / self._steps))
+        self._steps = self._d_fake = self._loss_G = 0
         return True
 
     def on_log(self, run, line):

@@ -22,7 +22,7 @@ def line(step, loss_G=1.0, d_fake=0.3, **extra):
 
 
 def monitor_lines(lines):
-    run = types.SimpleNamespace(warnings=[])
+    run = types.SimpleNamespace(warnings=[], dir=types.SimpleNamespace(start_step=0))  # a run from the start
     monitor = HealthMonitor()
     for m in lines:
         monitor.on_log(run, m)
